@@ -1,0 +1,63 @@
+"""The catalog's schema as numbered migrations (PRAGMA user_version holds the number).
+
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: cases with consent scopes, recordings, moments, append-only audit log.
+    """
+    CREATE TABLE cases (
+        code TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        -- ISO date each scope of consent was given; NULL = not given.
+        consent_filming TEXT,
+        consent_supervision TEXT,
+        consent_training TEXT
+    );
+    CREATE TABLE recordings (
+        id TEXT PRIMARY KEY,
+        case_code TEXT REFERENCES cases(code),
+        started_at TEXT NOT NULL,
+        duration_s REAL,
+        status TEXT NOT NULL CHECK (status IN
+            ('recording', 'finalizing', 'ready', 'recovered', 'failed')),
+        origin TEXT NOT NULL CHECK (origin IN ('capture', 'import')),
+        dir TEXT NOT NULL,
+        path TEXT,
+        width INTEGER,
+        height INTEGER,
+        fps REAL,
+        video_frames INTEGER,
+        dropped_frames INTEGER,
+        audio TEXT,
+        problems TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX recordings_status ON recordings(status);
+    CREATE TABLE moments (
+        id INTEGER PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings(id),
+        at_s REAL NOT NULL CHECK (at_s >= 0),
+        source TEXT NOT NULL CHECK (source IN ('button', 'control', 'ui')),
+        tag TEXT,
+        note TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX moments_recording ON moments(recording_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+]

@@ -1,0 +1,225 @@
+"""Configuration: a TOML file, validated at load, with defaults for every setting.
+
+Unknown keys and bad values are rejected with the key's full name, so an
+administrator can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/vigbox/config.toml")
+SYSTEM_DATA_DIR = Path("/var/lib/vigbox")
+
+
+def _setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
+             min: float | None = None, max: float | None = None) -> Any:
+    """A config field with its description and limits kept beside it."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Which camera records, and how its H.264 stream is made."""
+
+    backend: str = _setting("picamera2", "camera source", choices=("picamera2", "synthetic"))
+    resolution: str = _setting("720p", "frame size", choices=("720p", "1080p"))
+    fps: int = _setting(30, "frames per second", min=10, max=60)
+    bitrate: int = _setting(6_000_000, "H.264 bitrate in bit/s", min=500_000, max=20_000_000)
+    keyframe_interval_s: float = _setting(1.0, "seconds between keyframes", min=0.2, max=5.0)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Frame width and height in pixels."""
+        return (1920, 1080) if self.resolution == "1080p" else (1280, 720)
+
+
+@dataclass(frozen=True)
+class MicrophoneConfig:
+    """Which microphone records sound, if any."""
+
+    backend: str = _setting("sounddevice", "microphone source",
+                            choices=("sounddevice", "synthetic", "none"))
+    device: str = _setting("", "part of the input device's name (sounddevice); empty = default")
+    sample_rate: int = _setting(48_000, "samples per second", choices=(44_100, 48_000))
+    block_ms: int = _setting(20, "audio block length in milliseconds", min=5, max=200)
+    stall_timeout_s: float = _setting(0.5, "no audio for this long means the mic failed",
+                                      min=0.1, max=10.0)
+    synthetic_drift_ppm: float = _setting(
+        0.0, "synthetic mic only: how far its clock runs off the camera's", min=-1000, max=1000)
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    """The one button and the status LED."""
+
+    backend: str = _setting("gpiozero", "pin access", choices=("gpiozero", "mock"))
+    button_pin: int = _setting(17, "BCM pin of the button (to ground)", min=0, max=27)
+    led_pin: int = _setting(27, "BCM pin of the status LED", min=0, max=27)
+    hold_stop_s: float = _setting(1.5, "hold this long while recording to stop", min=0.1, max=10)
+    hold_shutdown_s: float = _setting(5.0, "hold this long while idle to shut down",
+                                      min=0.5, max=30)
+    bounce_time_s: float = _setting(0.03, "ignore contact bounce shorter than this", min=0, max=0.5)
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """Limits and safety margins for one recording."""
+
+    max_seconds: int = _setting(600, "a recording stops by itself after this long",
+                                min=1, max=7200)
+    warn_before_end_s: int = _setting(60, "LED warns this long before the limit", min=0, max=600)
+    reserve_mb: int = _setting(512, "disk space always left free", min=0, max=1_000_000)
+    low_disk_mb: int = _setting(1024, "LED warns when free space falls below this",
+                                min=0, max=1_000_000)
+    fsync_interval_s: float = _setting(1.0, "flush recorded data to disk this often",
+                                       min=0.1, max=2.0)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The capture daemon's control socket and the box's shutdown."""
+
+    socket_path: str = _setting("", "control socket; empty = capture.sock in the data dir")
+    shutdown_command: list[str] = _setting(["systemctl", "poweroff"],
+                                           "argv run for the safe shutdown gesture")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole appliance configuration."""
+
+    data_dir: str = _setting("", "where the catalog and media live; empty = default")
+    log_level: str = _setting("info", "log verbosity", choices=("debug", "info", "warning", "error"))
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory as a path (the default depends on who runs the box)."""
+        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    @property
+    def socket(self) -> Path:
+        """The control socket path."""
+        if self.daemon.socket_path:
+            return Path(self.daemon.socket_path)
+        return self.data_path / "capture.sock"
+
+    def simulated(self) -> "Config":
+        """The same config with the synthetic camera, microphone and mock GPIO."""
+        mic = self.microphone
+        if mic.backend != "none":
+            mic = dataclasses.replace(mic, backend="synthetic")
+        return dataclasses.replace(
+            self,
+            camera=dataclasses.replace(self.camera, backend="synthetic"),
+            microphone=mic,
+            gpio=dataclasses.replace(self.gpio, backend="mock"),
+        )
+
+
+def default_data_dir() -> Path:
+    """/var/lib/vigbox for the system service; a per-user dir for everyone else."""
+    if os.geteuid() == 0:
+        return SYSTEM_DATA_DIR
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "vigbox"
+
+
+def load_config(path: Path | None = None, *, data_dir: str | None = None) -> Config:
+    """Load and validate the config; a missing default file means all defaults.
+
+    `path` None means `$VIGBOX_CONFIG` or /etc/vigbox/config.toml. A file named
+    explicitly must exist. `data_dir` (from --data-dir / $VIGBOX_DATA_DIR) wins.
+    """
+    explicit = path is not None or bool(os.environ.get("VIGBOX_CONFIG"))
+    if path is None:
+        path = Path(os.environ.get("VIGBOX_CONFIG") or DEFAULT_CONFIG_PATH)
+    table: dict[str, Any] = {}
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                table = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    elif explicit:
+        raise ConfigError(f"config file {path} does not exist; check --config / VIGBOX_CONFIG")
+    config = parse_config(table, source=str(path))
+    override = data_dir or os.environ.get("VIGBOX_DATA_DIR")
+    if override:
+        config = dataclasses.replace(config, data_dir=override)
+    return config
+
+
+def parse_config(table: dict[str, Any], *, source: str = "config") -> Config:
+    """Build a Config from a parsed TOML table, rejecting unknown keys and bad values."""
+    return _build(Config, table, prefix="", source=source)
+
+
+def _build(cls: type, table: Any, *, prefix: str, source: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}' (known here: {known})")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in table:
+            continue
+        kind = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, table[name], prefix=key + ".", source=source)
+        else:
+            values[name] = _check_value(key, table[name], kind, f.metadata, source)
+    return cls(**values)
+
+
+def _check_value(key: str, value: Any, kind: Any, meta: Any, source: str) -> Any:
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{source}: '{key}' {why} (got {value!r})")
+
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind == list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
+            raise bad("must be a non-empty list of strings")
+    elif kind in (int, float, str, bool):
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise bad(f"must be {kind.__name__}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise bad("must be one of " + ", ".join(repr(c) for c in choices))
+    if meta.get("min") is not None and value < meta["min"]:
+        raise bad(f"must be at least {meta['min']}")
+    if meta.get("max") is not None and value > meta["max"]:
+        raise bad(f"must be at most {meta['max']}")
+    return value
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """The effective config as plain data (for `vigbox config check --json`)."""
+    out = dataclasses.asdict(config)
+    out["data_dir"] = str(config.data_path)
+    out["daemon"]["socket_path"] = str(config.socket)
+    return out

@@ -1,0 +1,1 @@
+"""Encode: turns recordings into review assets, clips, stills and review films (ffmpeg)."""

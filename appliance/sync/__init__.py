@@ -1,0 +1,1 @@
+"""Sync: sends encrypted clips, stills and manifests to the office store."""

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what vigbox needs and prints the venv's python on the last line.
+#   bootstrap.sh [run|test]   "test" adds what the test suite needs.
+# System packages come from apt when we are root; the package goes into a venv.
+set -euo pipefail
+purpose="${1:-run}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${VIGBOX_VENV:-$here/.venv}"
+
+pkgs=(ffmpeg libportaudio2 python3-venv fonts-dejavu-core)
+if [ "$purpose" = test ]; then
+  # A real-time virtual microphone (PulseAudio null sink) reached through ALSA's pulse plugin.
+  pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing system packages: ${missing[*]}" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >&2 </dev/null
+  fi
+elif ! command -v ffmpeg >/dev/null 2>&1; then
+  echo "ffmpeg is missing: run this as root once, or: sudo apt-get install ${pkgs[*]}" >&2
+  exit 1
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  args=()
+  # Raspberry Pi OS ships picamera2 (and libcamera) only as apt packages.
+  if /usr/bin/python3 -c "import picamera2" >/dev/null 2>&1; then
+    args+=(--system-site-packages)
+  fi
+  python3 -m venv "${args[@]}" "$venv" >&2
+fi
+extra=""
+[ "$purpose" = test ] && extra="[test]"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here$extra" >&2 </dev/null
+echo "$venv/bin/python"
