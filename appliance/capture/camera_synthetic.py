@@ -1,0 +1,217 @@
+"""The synthetic camera: a real-time moving test picture, H.264-encoded by ffmpeg.
+
+It behaves like the Pi camera: frames are exposed on a fixed grid of the capture
+clock, encoded with a keyframe every `iperiod` frames and SPS/PPS repeated, and
+delivered as access units with their exposure time. If the machine is too busy to
+make a frame on time, the frame is lost, as a real sensor would lose it: that is
+what the benchmark measures. It powers the demo and CI; it is not a test double.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import ffmpeg
+
+from appliance import ffmpeg_tool
+from appliance.capture.h264 import AccessUnitSplitter, is_keyframe
+from appliance.capture.picture import SyntheticPicture
+from appliance.capture.sources import Camera, ErrorCallback, FrameCallback, VideoFrame
+from appliance.capture.sync_marker import SyncMarker
+from appliance.errors import CameraError, MediaError
+
+log = logging.getLogger(__name__)
+# Frames waiting for the encoder, like a camera's buffer pool: enough to ride out a
+# slow encoder start or a busy moment (0.5 s at 30 fps), small enough for a 1 GB Pi.
+BUFFERED_FRAMES = 15
+
+
+def synthetic_encoder_argv(width: int, height: int, fps: int, bitrate: int,
+                           iperiod: int) -> list[str]:
+    """ffmpeg argv: raw yuv420p frames on stdin → H.264 Annex B with AUDs on stdout."""
+    stream = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="yuv420p",
+                          s=f"{width}x{height}", framerate=fps)
+    out = stream.output(
+        "pipe:1", format="h264", vcodec="libx264", preset="ultrafast", tune="zerolatency",
+        pix_fmt="yuv420p", g=iperiod, keyint_min=iperiod, sc_threshold=0, bf=0,
+        **{"b:v": bitrate, "maxrate": bitrate, "bufsize": bitrate,
+           # AUDs mark frame boundaries; repeat-headers = picamera2's repeat=True.
+           "x264-params": "aud=1:repeat-headers=1"})
+    return out.global_args("-hide_banner", "-loglevel", "error").compile()
+
+
+class SyntheticCamera(Camera):
+    """A camera made of ffmpeg and a test picture, carrying the sync marker."""
+
+    name = "synthetic"
+
+    def __init__(self, *, width: int, height: int, fps: int, bitrate: int,
+                 keyframe_interval_s: float, marker: SyncMarker,
+                 clock: Callable[[], int] = time.monotonic_ns,
+                 fail_after_s: float | None = None) -> None:
+        super().__init__(width=width, height=height, fps=fps, bitrate=bitrate,
+                         keyframe_interval_s=keyframe_interval_s)
+        self.marker = marker
+        self._clock = clock
+        self._fail_after_ns = None if fail_after_s is None else int(fail_after_s * 1e9)
+        self._picture: SyntheticPicture | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: ffmpeg_tool.StderrTail | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._pending: collections.deque[int] = collections.deque()
+        self._to_encoder: queue.Queue[bytes | None] = queue.Queue(BUFFERED_FRAMES)
+        self._failed = False
+        self.frames_lost = 0  # frames the "sensor" could not make on time
+
+    def check(self) -> None:
+        """The synthetic camera needs only ffmpeg with libx264."""
+        try:
+            ffmpeg_tool.require("ffmpeg")
+        except MediaError as e:
+            raise CameraError(f"synthetic camera: {e}") from None
+
+    def open(self) -> None:
+        """Build the picture and start an encoder that waits for the first frame (warm)."""
+        self.check()
+        self._picture = SyntheticPicture(self.width, self.height)
+        self._spawn_encoder()
+
+    def _spawn_encoder(self) -> None:
+        argv = synthetic_encoder_argv(self.width, self.height, self.fps, self.bitrate,
+                                      self.iperiod)
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)
+        assert self._proc.stderr is not None
+        self._stderr = ffmpeg_tool.StderrTail(self._proc.stderr)
+
+    def start(self, on_frame: FrameCallback, on_error: ErrorCallback) -> None:
+        """Start exposing frames on the clock grid and delivering them encoded."""
+        if self._picture is None:
+            self.open()
+        if self._proc is None or self._proc.poll() is not None:
+            self._spawn_encoder()
+        self._stop.clear()
+        self._pending.clear()
+        self._to_encoder = queue.Queue(BUFFERED_FRAMES)
+        self._failed = False
+        self.frames_lost = 0
+        report = self._once(on_error)
+        self._threads = [
+            threading.Thread(target=self._expose, args=(report,), name="synthetic-camera",
+                             daemon=True),
+            threading.Thread(target=self._feed, args=(report,), name="synthetic-camera-in",
+                             daemon=True),
+            threading.Thread(target=self._read, args=(on_frame, report),
+                             name="synthetic-camera-out", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _once(self, on_error: ErrorCallback) -> ErrorCallback:
+        def report(reason: str) -> None:
+            if not self._failed and not self._stop.is_set():
+                self._failed = True
+                on_error(reason)
+        return report
+
+    def _expose(self, report: ErrorCallback) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        assert self._picture is not None
+        interval = 1e9 / self.fps
+        epoch = self.marker.epoch_ns
+        n = max(0, math.ceil((self._clock() - epoch) / interval))
+        started = None
+        while not self._stop.is_set():
+            t_n = epoch + n * 1_000_000_000 // self.fps
+            wait_ns = t_n - self._clock()
+            if wait_ns > 0 and self._stop.wait(wait_ns / 1e9):
+                break
+            late = self._clock() - t_n
+            if late > interval:
+                skipped = int(late // interval)
+                self.frames_lost += skipped
+                n += skipped
+                continue
+            started = t_n if started is None else started
+            if self._fail_after_ns is not None and t_n - started >= self._fail_after_ns:
+                self._proc.kill()  # an injected fault: the encoder dies as a real one can
+                break
+            data = self._picture.frame(n, white=self.marker.is_marker_frame(t_n, interval))
+            try:
+                self._to_encoder.put_nowait(data)
+                self._pending.append(t_n)
+            except queue.Full:
+                self.frames_lost += 1
+            n += 1
+        self._to_encoder.put(None)
+
+    def _feed(self, report: ErrorCallback) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        stdin = self._proc.stdin
+        while (data := self._to_encoder.get()) is not None:
+            try:
+                stdin.write(data)
+                stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                report("synthetic camera: the encoder stopped taking frames")
+                break
+        try:
+            stdin.close()  # the encoder flushes its last frames and exits
+        except OSError:
+            pass
+
+    def _read(self, on_frame: FrameCallback, report: ErrorCallback) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        splitter = AccessUnitSplitter()
+        stdout = self._proc.stdout
+        while True:
+            data = stdout.read1(1 << 16)
+            units = splitter.feed(data) if data else splitter.flush()
+            for unit in units:
+                if not self._pending:
+                    break
+                on_frame(VideoFrame(unit, self._pending.popleft(), is_keyframe(unit)))
+            if not data:
+                break
+        if not self._stop.is_set():
+            tail = self._stderr.text(0.5) if self._stderr else ""
+            report("synthetic camera: the encoder exited unexpectedly"
+                   + (f" ({tail.splitlines()[-1]})" if tail else ""))
+
+    def stop(self) -> None:
+        """Stop exposing, let the encoder flush the last frames, then get a new one warm."""
+        if not self._threads:
+            return
+        self._stop.set()
+        exposer, feeder, reader = self._threads
+        exposer.join(5)
+        if exposer.is_alive():
+            self._to_encoder.put(None)
+        feeder.join(10)
+        reader.join(10)
+        if any(t.is_alive() for t in self._threads):
+            raise CameraError("synthetic camera: threads did not stop within 10 s")
+        if self._proc is not None:
+            ffmpeg_tool.stop_process(self._proc)
+        self._threads = []
+        self._spawn_encoder()
+
+    def close(self) -> None:
+        """Stop and release the encoder."""
+        self.stop()
+        if self._proc is not None:
+            if self._proc.stdin is not None:
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass
+            ffmpeg_tool.stop_process(self._proc, timeout=2)
+            self._proc = None

@@ -1,0 +1,182 @@
+"""Finalizing: turn a recording's journal into one playable MP4 (H.264 + AAC, faststart).
+
+The video is remuxed, never re-encoded, at a constant frame rate: frame k plays at
+k / fps. The audio is then laid onto that timeline sample by sample from capture
+timestamps: each output sample's capture time is read off the frame times, and the
+mic sample taken at that time is found from the chunk ADC times with the mic's real
+rate fitted over the whole recording. This corrects mic clock drift, absorbs
+dropped frames and mic gaps, and keeps A/V offset within a frame for any length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from appliance import ffmpeg_tool
+from appliance.capture.journal import (AUDIO, VIDEO, ChunkEntry, FrameEntry,
+                                       read_audio_index, read_video_index)
+from appliance.errors import MediaError
+from appliance.fsutil import publish
+
+log = logging.getLogger(__name__)
+SMOOTH_CHUNKS = 25     # median window over chunk timestamps (~0.5 s): removes callback jitter
+BLOCK_SAMPLES = 48_000
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    """What finalizing produced."""
+
+    path: Path
+    frames: int
+    dropped_frames: int
+    duration_s: float
+    audio: str          # "ok", "none" (no mic), "partial" (mic stopped early)
+    mic_rate_hz: float | None
+
+
+def mux_argv(video: Path, audio: Path | None, fps: int, out: Path) -> list[str]:
+    """ffmpeg argv: raw H.264 at `fps` (+ aligned WAV) → MP4, video copied, audio AAC."""
+    # Input -r stamps frame k at exactly k/fps; a timescale of fps*1000 keeps it exact
+    # (the demuxer's own microsecond stamps drift ~6 ms over 10 minutes).
+    video_in = ffmpeg.input(str(video), format="h264", r=fps)
+    streams = [video_in.video]
+    options: dict[str, object] = {"vcodec": "copy", "movflags": "+faststart", "format": "mp4",
+                                  "video_track_timescale": fps * 1000}
+    if audio is not None:
+        streams.append(ffmpeg.input(str(audio), format="wav").audio)
+        options |= {"acodec": "aac", "b:a": "128k"}
+    return (ffmpeg.output(*streams, str(out), **options)
+            .global_args("-hide_banner", "-loglevel", "error", "-nostdin", "-y").compile())
+
+
+def count_dropped(frames: list[FrameEntry], fps: int) -> int:
+    """Frames missing from the capture grid between the first and the last frame."""
+    if len(frames) < 2:
+        return 0
+    pts = np.array([f.pts_ns for f in frames], dtype=np.int64)
+    slots = np.rint(np.diff(pts) * fps / 1e9).astype(np.int64)
+    return int(np.clip(slots - 1, 0, None).sum())
+
+
+def output_sample_times(frames: list[FrameEntry], fps: int, sample_rate: int) -> np.ndarray:
+    """Capture-clock time (ns, float) of every audio sample of the CFR output."""
+    pts = np.array([f.pts_ns for f in frames], dtype=np.float64)
+    total = int(round(len(frames) * sample_rate / fps))
+    tau_frames = np.arange(total, dtype=np.float64) * fps / sample_rate
+    k = np.minimum(tau_frames.astype(np.int64), len(frames) - 1)
+    return pts[k] + (tau_frames - k) * (1e9 / fps)
+
+
+class MicTimeline:
+    """Maps capture-clock time to a (fractional) mic sample position."""
+
+    def __init__(self, chunks: list[ChunkEntry], nominal_rate: int) -> None:
+        t = np.array([c.adc_ns for c in chunks], dtype=np.float64)
+        s = np.array([c.first_sample for c in chunks], dtype=np.float64)
+        self.t0 = t[0]
+        if len(chunks) >= 2 and t[-1] > t[0]:
+            slope, _ = np.polyfit(t - self.t0, s, 1)
+        else:
+            slope = nominal_rate / 1e9
+        self.rate_hz = float(slope * 1e9)
+        residual = s - slope * (t - self.t0)
+        self._t = t
+        self._residual = _running_median(residual, SMOOTH_CHUNKS)
+        self._slope = slope
+
+    def position(self, times_ns: np.ndarray) -> np.ndarray:
+        """Mic sample positions for capture times."""
+        offset = np.interp(times_ns, self._t, self._residual)
+        return self._slope * (times_ns - self.t0) + offset
+
+
+def _running_median(values: np.ndarray, window: int) -> np.ndarray:
+    if len(values) < window:
+        return np.full_like(values, np.median(values))
+    half = window // 2
+    padded = np.pad(values, (half, window - 1 - half), mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+
+
+def write_aligned_audio(directory: Path, frames: list[FrameEntry], chunks: list[ChunkEntry],
+                        fps: int, sample_rate: int, out: Path) -> MicTimeline:
+    """Write the mic audio laid onto the video's timeline as a 16-bit mono WAV."""
+    timeline = MicTimeline(chunks, sample_rate)
+    recorded = chunks[-1].first_sample + chunks[-1].samples
+    source = np.memmap(directory / AUDIO, dtype="<i2", mode="r", shape=(recorded,))
+    times = output_sample_times(frames, fps, sample_rate)
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        for start in range(0, len(times), BLOCK_SAMPLES):
+            pos = timeline.position(times[start:start + BLOCK_SAMPLES])
+            w.writeframes(_interpolate(source, pos).tobytes())
+    return timeline
+
+
+def _interpolate(source: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Linear interpolation of `source` at fractional positions; silence outside it."""
+    inside = (pos >= 0) & (pos <= len(source) - 1)
+    out = np.zeros(len(pos), dtype=np.float64)
+    p = pos[inside]
+    i = np.minimum(p.astype(np.int64), len(source) - 2) if len(source) > 1 else p.astype(np.int64)
+    frac = p - i
+    a = source[i].astype(np.float64)
+    b = source[np.minimum(i + 1, len(source) - 1)].astype(np.float64)
+    out[inside] = a + (b - a) * frac
+    return np.clip(np.rint(out), -32768, 32767).astype("<i2")
+
+
+def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
+             mic_failed: bool = False) -> FinalizeResult:
+    """Build `out` from the journal in `directory`; raw files are left for the caller."""
+    frames = read_video_index(directory)
+    if not frames:
+        raise MediaError("the recording has no complete video frame")
+    # A torn tail (kill -9, power cut) is cut off so the demuxer sees whole frames only.
+    video_path = directory / VIDEO
+    end = frames[-1].offset + frames[-1].size
+    if video_path.stat().st_size != end:
+        os.truncate(video_path, end)
+    chunks = read_audio_index(directory)
+    wav: Path | None = None
+    timeline = None
+    if chunks:
+        wav = directory / ".aligned.wav"
+        timeline = write_aligned_audio(directory, frames, chunks, fps, sample_rate, wav)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        ffmpeg_tool.run(mux_argv(video_path, wav, fps, tmp), timeout=600,
+                        what="finalizing the recording")
+        _verify(tmp, len(frames), fps, audio=wav is not None)
+        publish(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if wav is not None:
+            wav.unlink(missing_ok=True)
+    duration = len(frames) / fps
+    audio = "none" if not chunks else ("partial" if mic_failed else "ok")
+    return FinalizeResult(out, len(frames), count_dropped(frames, fps), round(duration, 3),
+                          audio, timeline.rate_hz if timeline else None)
+
+
+def _verify(path: Path, frames: int, fps: int, *, audio: bool) -> None:
+    info = ffmpeg_tool.probe(path, count_packets=True)
+    kinds = {s["codec_type"]: s for s in info.get("streams", [])}
+    video = kinds.get("video")
+    if video is None or int(video.get("nb_read_packets", 0)) != frames:
+        got = video.get("nb_read_packets") if video else "no video"
+        raise MediaError(f"finalized file has {got} video frames, expected {frames}")
+    if audio and "audio" not in kinds:
+        raise MediaError("finalized file lost its audio track")
+    if video.get("avg_frame_rate") != f"{fps}/1":
+        raise MediaError(f"finalized file runs at {video.get('avg_frame_rate')}, not {fps}/1")

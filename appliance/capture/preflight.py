@@ -1,0 +1,46 @@
+"""Checks made before a recording starts, so it never starts only to fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appliance.capture.sources import Camera, Microphone
+from appliance.config import Config
+from appliance.errors import CameraError, MicrophoneError, PreflightError
+from appliance.fsutil import free_bytes
+
+MB = 1024 * 1024
+
+
+def bytes_needed(config: Config) -> int:
+    """Disk a longest-allowed recording needs: the journal plus the finalized MP4."""
+    per_second = config.camera.bitrate / 8
+    if config.microphone.backend != "none":
+        per_second += config.microphone.sample_rate * 2 * 2  # PCM journal + aligned WAV
+    return int(config.recording.max_seconds * per_second * 2)
+
+
+def check_disk(config: Config, data_dir: Path) -> None:
+    """Refuse unless the longest recording plus the reserve fits on the disk."""
+    free = free_bytes(data_dir)
+    need = bytes_needed(config) + config.recording.reserve_mb * MB
+    if free < need:
+        minutes = config.recording.max_seconds / 60
+        raise PreflightError(
+            f"not enough disk space: {free / MB:.0f} MB free, a {minutes:g}-minute recording "
+            f"needs {bytes_needed(config) / MB:.0f} MB plus {config.recording.reserve_mb} MB "
+            "reserve; sync and remove old recordings first")
+
+
+def preflight(config: Config, data_dir: Path, camera: Camera, mic: Microphone | None) -> None:
+    """Raise PreflightError with the reason a recording cannot start now."""
+    check_disk(config, data_dir)
+    try:
+        camera.check()
+    except CameraError as e:
+        raise PreflightError(f"camera not ready: {e}") from None
+    if mic is not None:
+        try:
+            mic.check()
+        except MicrophoneError as e:
+            raise PreflightError(f"microphone not ready: {e}") from None

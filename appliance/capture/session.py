@@ -1,0 +1,326 @@
+"""One recording from the button press to a finalized, catalogued MP4.
+
+Sources deliver on their own threads and only queue into the journal; one
+supervisor thread owns every decision (limit reached, disk nearly full, a source
+failed, stop requested) so stopping never races and never runs on a source thread.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from appliance.capture import journal as journal_files
+from appliance.capture.finalize import finalize
+from appliance.capture.journal import Journal
+from appliance.capture.preflight import MB, preflight
+from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
+from appliance.catalog import Catalog, Recording, utc_now
+from appliance.config import Config
+from appliance.errors import ApplianceError, BusyError, CaptureError
+from appliance.fsutil import atomic_write_json, free_bytes
+
+log = logging.getLogger(__name__)
+CAMERA_STALL_S = 2.0     # no frame for this long means the camera failed
+FINALIZE_ROOM_MB = 32    # beyond the MP4's own size, kept free so finalizing can finish
+TICK_S = 0.1
+
+
+class Event(enum.Enum):
+    """What a session tells its owner (the daemon drives the LED from these)."""
+
+    RECORDING = "recording"
+    WARNING = "warning"
+    FINALIZING = "finalizing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+def new_recording_id() -> str:
+    """A sortable, unguessable id such as 20261124-101530-3fa2."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def lock_directory(directory: Path) -> IO[bytes]:
+    """Hold an exclusive lock on a recording dir; `vigbox recover` skips locked ones."""
+    handle = open(directory / ".lock", "ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise BusyError(f"recording in {directory.name} is in use by another process") from None
+    return handle
+
+
+class Session:
+    """A recording in progress; `start()`, then `mark()` any time, then `stop()` or `wait()`."""
+
+    def __init__(self, *, catalog: Catalog, config: Config, camera: Camera,
+                 mic: Microphone | None, case: str | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns,
+                 on_event: Callable[[Event], None] | None = None) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.camera = camera
+        self.mic = mic
+        self.case = case
+        self._clock = clock
+        self._on_event = on_event or (lambda e: None)
+        self.id = ""
+        self.directory = Path()
+        self.pressed_at_ns: int | None = None
+        self.first_pts_ns: int | None = None
+        self.problems: list[str] = []
+        self._journal: Journal | None = None
+        self._lock_handle: IO[bytes] | None = None
+        self._last_frame_at = 0
+        self._stop_reason: str | None = None
+        self._camera_failed: str | None = None
+        self._mic_failed: str | None = None
+        self._writer_failed: str | None = None
+        self._warned = False
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self._result: Recording | None = None
+        self._supervisor = threading.Thread(target=self._supervise, name="session", daemon=True)
+
+    # -- owner's side ----------------------------------------------------------------
+
+    def start(self, pressed_at_ns: int | None = None) -> Recording:
+        """Preflight, create the recording and start the sources."""
+        self.pressed_at_ns = pressed_at_ns or self._clock()
+        data_dir = self.config.data_path
+        preflight(self.config, data_dir, self.camera, self.mic)
+        if self.case is not None:
+            self.catalog.get_case(self.case)
+        self.id = new_recording_id()
+        self.directory = data_dir / "recordings" / self.id
+        # The row comes first: a crash after it leaves a row that recovery can close.
+        rec = self.catalog.create_recording(
+            self.id, case=self.case, started_at=utc_now(), directory=self.directory,
+            origin="capture", width=self.camera.width, height=self.camera.height,
+            fps=float(self.camera.fps), audio="none" if self.mic is None else "ok")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = lock_directory(self.directory)
+        atomic_write_json(self.directory / "meta.json", self._meta())
+        self._journal = Journal(self.directory, fsync_interval_s=self.config.recording
+                                .fsync_interval_s, on_error=self._writer_error)
+        self._journal.open()
+        self._last_frame_at = self._clock()
+        try:
+            if self.mic is not None:
+                self.mic.start(self._on_chunk, self._mic_error)
+            self.camera.start(self._on_frame, self._camera_error)
+        except ApplianceError as e:
+            self._camera_failed = f"could not start: {e}"
+        self._supervisor.start()
+        self._on_event(Event.RECORDING)
+        log.info("recording %s started", self.id)
+        return rec
+
+    def mark(self, at_ns: int | None = None, *, source: str = "control") -> dict[str, Any]:
+        """Store a moment at `at_ns` (default now) as seconds into the recording."""
+        if not self.id or self._done.is_set():
+            raise BusyError("no recording in progress to mark")
+        at_ns = at_ns or self._clock()
+        start = self.first_pts_ns or self.pressed_at_ns or at_ns
+        at_s = max(0.0, (at_ns - start) / 1e9)
+        moment = self.catalog.add_moment(self.id, at_s, source=source)
+        log.info("moment %d marked at %.2f s", moment, at_s)
+        return {"id": moment, "recording_id": self.id, "at_s": round(at_s, 3)}
+
+    def stop(self, reason: str = "stopped", timeout: float = 900) -> Recording:
+        """Ask the session to end, wait for finalizing, return the final recording."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._wake.set()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> Recording:
+        """Wait until the session has ended by itself or by stop(); the final recording."""
+        if not self._done.wait(timeout):
+            raise CaptureError(f"recording {self.id} did not finish within {timeout} s")
+        assert self._result is not None
+        return self._result
+
+    @property
+    def running(self) -> bool:
+        """True from start() until finalizing has finished."""
+        return bool(self.id) and not self._done.is_set()
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for `vigbox ctl status`."""
+        elapsed = 0.0
+        if self.first_pts_ns is not None:
+            elapsed = (self._clock() - self.first_pts_ns) / 1e9
+        j = self._journal
+        return {"id": self.id, "elapsed_s": round(elapsed, 1),
+                "frames": j.frames_written if j else 0,
+                "audio": self._audio_state(), "problems": list(self.problems)}
+
+    # -- source threads: record and return ----------------------------------------------
+
+    def _on_frame(self, frame: VideoFrame) -> None:
+        if self.first_pts_ns is None:
+            self.first_pts_ns = frame.pts_ns
+        self._last_frame_at = self._clock()
+        assert self._journal is not None
+        self._journal.add(frame)
+
+    def _on_chunk(self, chunk: AudioChunk) -> None:
+        assert self._journal is not None
+        if self.first_pts_ns is not None or chunk.adc_ns >= self.pressed_at_ns - 10**9:
+            self._journal.add(chunk)
+
+    def _camera_error(self, reason: str) -> None:
+        self._camera_failed = reason
+        self._wake.set()
+
+    def _mic_error(self, reason: str) -> None:
+        self._mic_failed = reason
+        self._wake.set()
+
+    def _writer_error(self, reason: str) -> None:
+        self._writer_failed = reason
+        self._wake.set()
+
+    # -- supervisor ----------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        try:
+            reason = self._watch()
+            self._result = self._end(reason)
+        except Exception as e:  # the session must always end and report, whatever broke
+            log.exception("recording %s: supervisor failed", self.id)
+            self._result = self._fail(f"internal error: {e}")
+        finally:
+            self._release()
+            self._done.set()
+
+    def _watch(self) -> str:
+        limit_s = self.config.recording.max_seconds
+        warn_s = limit_s - self.config.recording.warn_before_end_s
+        next_disk_check = 0.0
+        while True:
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+            now = self._clock()
+            if self._mic_failed and self.mic is not None:
+                self._note_mic_failure()
+            if self._stop_reason:
+                return self._stop_reason
+            if self._writer_failed:
+                return f"stopped early: {self._writer_failed}"
+            if self._camera_failed:
+                return self._problem(f"camera failed: {self._camera_failed}")
+            if (now - self._last_frame_at) / 1e9 > CAMERA_STALL_S:
+                return self._problem(f"camera failed: no picture for {CAMERA_STALL_S:g} s")
+            elapsed = (now - self.first_pts_ns) / 1e9 if self.first_pts_ns else 0.0
+            if elapsed >= limit_s:
+                return f"reached the {limit_s} s limit"
+            if time.monotonic() >= next_disk_check:
+                next_disk_check = time.monotonic() + 1.0
+                if (why := self._disk_trouble()) is not None:
+                    return self._problem(why)
+            if not self._warned and elapsed >= warn_s > 0:
+                self._warned = True
+                self._on_event(Event.WARNING)
+
+    def _disk_trouble(self) -> str | None:
+        assert self._journal is not None
+        free = free_bytes(self.directory)
+        if free < self._journal.bytes_written + FINALIZE_ROOM_MB * MB:
+            return "stopped early: the disk is nearly full"
+        if not self._warned and free < self.config.recording.low_disk_mb * MB:
+            self._warned = True
+            self._on_event(Event.WARNING)
+        return None
+
+    def _note_mic_failure(self) -> None:
+        at = self.status()["elapsed_s"]
+        self._problem(f"microphone failed at {at:.1f} s ({self._mic_failed}); "
+                      "the rest has no sound")
+        mic, self.mic = self.mic, None
+        try:
+            assert mic is not None
+            mic.stop()
+        except ApplianceError as e:
+            log.warning("microphone did not stop cleanly: %s", e)
+
+    def _problem(self, text: str) -> str:
+        log.warning("recording %s: %s", self.id, text)
+        self.problems.append(text)
+        return text
+
+    def _end(self, reason: str) -> Recording:
+        log.info("recording %s ending: %s", self.id, reason)
+        self._on_event(Event.FINALIZING)
+        self._stop_sources()
+        assert self._journal is not None
+        self._journal.close()
+        rec = self.catalog.update_recording(self.id, status="finalizing",
+                                            problems=self.problems)
+        try:
+            result = finalize(self.directory, self.directory / "recording.mp4",
+                              fps=self.camera.fps, sample_rate=self._sample_rate(),
+                              mic_failed=self._mic_failed is not None)
+        except ApplianceError as e:
+            return self._fail(f"could not finalize ({e}); the raw recording is kept, "
+                              "run `vigbox recover` once there is room")
+        remove_journal(self.directory)
+        rec = self.catalog.update_recording(
+            self.id, status="ready", path=result.path, duration_s=result.duration_s,
+            video_frames=result.frames, dropped_frames=result.dropped_frames,
+            audio=result.audio, problems=self.problems)
+        self._on_event(Event.READY)
+        log.info("recording %s ready: %.1f s, %d frames, %d dropped", self.id,
+                 result.duration_s, result.frames, result.dropped_frames)
+        return rec
+
+    def _fail(self, text: str) -> Recording:
+        self._problem(text)
+        self._on_event(Event.FAILED)
+        return self.catalog.update_recording(self.id, status="failed", problems=self.problems)
+
+    def _stop_sources(self) -> None:
+        for source in (self.camera, self.mic):
+            if source is None:
+                continue
+            try:
+                source.stop()
+            except ApplianceError as e:
+                self._problem(f"{source.name} did not stop cleanly: {e}")
+
+    def _release(self) -> None:
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def _audio_state(self) -> str:
+        if self.mic is None and self._mic_failed is None:
+            return "none"
+        return "failed" if self._mic_failed else "ok"
+
+    def _sample_rate(self) -> int:
+        return self.config.microphone.sample_rate
+
+    def _meta(self) -> dict[str, Any]:
+        return {"id": self.id, "case": self.case, "fps": self.camera.fps,
+                "width": self.camera.width, "height": self.camera.height,
+                "sample_rate": self._sample_rate(), "camera": self.camera.name,
+                "microphone": self.mic.name if self.mic else None}
+
+
+def remove_journal(directory: Path) -> None:
+    """Delete the raw journal once the MP4 is published and verified."""
+    for name in (journal_files.VIDEO, journal_files.VIDEO_INDEX, journal_files.AUDIO,
+                 journal_files.AUDIO_INDEX):
+        (directory / name).unlink(missing_ok=True)
