@@ -22,7 +22,7 @@ from appliance.errors import CameraError
 log = logging.getLogger(__name__)
 INSTALL_HINT = "install python3-picamera2 and create the venv with --system-site-packages"
 # (frame bytes, keyframe, picamera2 timestamp in µs since the encoder's first frame)
-Deliver = Callable[[bytes, bool, "int | None"], None]
+Deliver = Callable[[bytes, bool, int | None], None]
 
 
 def load_picamera2() -> Any:
@@ -154,7 +154,8 @@ class Picamera2Camera(Camera):
     def _deliver(self, encoder: Any, frame: bytes, keyframe: bool,
                  timestamp_us: int | None) -> None:
         # Runs on picamera2's encoder thread: no I/O, no waiting, only a hand-over.
-        if self._failed or self._on_frame is None:
+        on_frame = self._on_frame
+        if self._failed or on_frame is None:
             return
         first_us = getattr(encoder, "firsttimestamp", None)
         if timestamp_us is None or first_us is None:
@@ -166,7 +167,7 @@ class Picamera2Camera(Camera):
         pts_ns = (first_us + int(timestamp_us)) * 1000
         self._last_frame_ns = time.monotonic_ns()
         try:
-            self._on_frame(VideoFrame(bytes(frame), pts_ns, bool(keyframe)))
+            on_frame(VideoFrame(bytes(frame), pts_ns, bool(keyframe)))
         except Exception as e:  # escaping, it would silently end picamera2's encoder thread
             self._report(f"the frame handler failed: {e!r}")
 
