@@ -43,11 +43,13 @@ class Gesture(enum.Enum):
 
 def classify(recording: bool, held_s: float, config: GpioConfig) -> Gesture:
     """The gesture for a press made in `recording` state and held `held_s` seconds."""
-    if held_s < config.hold_stop_s:
-        return Gesture.MARK if recording else Gesture.START
     if recording:
-        return Gesture.STOP
-    return Gesture.SHUTDOWN if held_s >= config.hold_shutdown_s else Gesture.NONE
+        return Gesture.STOP if held_s >= config.hold_stop_s else Gesture.MARK
+    # Shutdown is tested first so that a release agrees with the idle hold timer
+    # (which fires at hold_shutdown_s) even if a config sets it below hold_stop_s.
+    if held_s >= config.hold_shutdown_s:
+        return Gesture.SHUTDOWN
+    return Gesture.START if held_s < config.hold_stop_s else Gesture.NONE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +96,9 @@ class ButtonGestures:
         self._lock = threading.Lock()
         self._generation = 0
         self._active: _Active | None = None
+        # Every hold timer that may still be running a handler, not only the
+        # current press's: close() must wait for all of them.
+        self._timers: list[threading.Timer] = []
         self._last_press: Press | None = None
         self._closed = False
         with gpio_errors(f"the button on GPIO{config.button_pin}"):
@@ -118,8 +123,12 @@ class ButtonGestures:
 
     @property
     def is_pressed(self) -> bool:
-        """True while the button is held down."""
-        return bool(self._button.is_pressed)
+        """True while the button is held down (False once closed)."""
+        with self._lock:
+            if self._closed:
+                # gpiozero raises DeviceClosed here; a closed button is simply not pressed.
+                return False
+            return bool(self._button.is_pressed)
 
     def _pressed(self) -> None:
         pressed_at_ns = time.monotonic_ns()
@@ -143,6 +152,8 @@ class ButtonGestures:
             timer.name = "vigbox-button-hold"
             timer.daemon = True
             self._active.timer = timer
+            self._timers = [t for t in self._timers if t.is_alive()]
+            self._timers.append(timer)
             timer.start()
 
     def _hold_reached(self, generation: int) -> None:
@@ -203,16 +214,22 @@ class ButtonGestures:
             if self._closed:
                 return
             self._closed = True
-            active, self._active = self._active, None
-        timer = active.timer if active else None
-        if timer is not None:
+            self._active = None
+            timers, self._timers = self._timers, []
+        for timer in timers:
             timer.cancel()
         self._button.close()
-        if timer is not None and timer is not threading.current_thread():
-            timer.join(JOIN_TIMEOUT_S)
-            if timer.is_alive():
-                raise GpioError(f"a button handler is still running after {JOIN_TIMEOUT_S} s; "
-                                "handlers must return quickly")
+        # A cancelled timer that has not fired ends at once; one already running
+        # on_stop/on_shutdown (possibly for a press released since) is waited for,
+        # so that no handler is still running once close() returns.
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        me = threading.current_thread()
+        for timer in timers:
+            if timer is not me:
+                timer.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in timers if t is not me):
+            raise GpioError(f"a button handler is still running after {JOIN_TIMEOUT_S} s; "
+                            "handlers must return quickly")
 
     def __enter__(self) -> ButtonGestures:
         return self

@@ -90,6 +90,7 @@ class Journal:
         self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
         self._files: dict[str, _AppendFile] = {}
         self._failed = False
+        self._closed = False
         self.frames_written = 0
         self.samples_written = 0
         self.queue_drops = 0
@@ -100,6 +101,11 @@ class Journal:
     def bytes_written(self) -> int:
         """Bytes of media on disk so far."""
         return sum(f.size for f in self._files.values())
+
+    @property
+    def alive(self) -> bool:
+        """False only if the writer thread died while it should be running."""
+        return self._closed or self._thread.ident is None or self._thread.is_alive()
 
     def open(self) -> None:
         """Create the files and start the writer thread."""
@@ -121,7 +127,11 @@ class Journal:
 
     def close(self) -> None:
         """Write what is queued, fsync and close (call once the sources have stopped)."""
-        self._queue.put(None)
+        self._closed = True
+        try:
+            self._queue.put(None, timeout=60)
+        except queue.Full:
+            pass  # the writer is dead or stuck: the join below reports it
         self._thread.join(60)
         if self._thread.is_alive():
             raise CaptureError("the recording writer did not finish within 60 s")

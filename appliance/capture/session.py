@@ -25,7 +25,7 @@ from appliance.capture.preflight import MB, preflight
 from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
 from appliance.catalog import Catalog, Recording, utc_now
 from appliance.config import Config
-from appliance.errors import ApplianceError, BusyError, CaptureError
+from appliance.errors import ApplianceError, BusyError, CaptureError, PreflightError
 from appliance.fsutil import atomic_write_json, free_bytes
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,9 @@ class Session:
         self.pressed_at_ns = pressed_at_ns or self._clock()
         data_dir = self.config.data_path
         preflight(self.config, data_dir, self.camera, self.mic)
-        if self.case is not None:
-            self.catalog.get_case(self.case)
+        if self.case is not None and "filming" not in self.catalog.get_case(self.case)["consent"]:
+            raise PreflightError(f"case {self.case} has no consent to filming on record; "
+                                 f"add it with `vigbox cases add` before recording")
         self.id = new_recording_id()
         self.directory = data_dir / "recordings" / self.id
         # The row comes first: a crash after it leaves a row that recovery can close.
@@ -137,11 +138,15 @@ class Session:
         log.info("moment %d marked at %.2f s", moment, at_s)
         return {"id": moment, "recording_id": self.id, "at_s": round(at_s, 3)}
 
-    def stop(self, reason: str = "stopped", timeout: float = 900) -> Recording:
-        """Ask the session to end, wait for finalizing, return the final recording."""
+    def request_stop(self, reason: str = "stopped") -> None:
+        """Ask the session to end and return at once (safe from any thread)."""
         if self._stop_reason is None:
             self._stop_reason = reason
         self._wake.set()
+
+    def stop(self, reason: str = "stopped", timeout: float = 900) -> Recording:
+        """Ask the session to end, wait for finalizing, return the final recording."""
+        self.request_stop(reason)
         return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> Recording:
@@ -150,6 +155,18 @@ class Session:
             raise CaptureError(f"recording {self.id} did not finish within {timeout} s")
         assert self._result is not None
         return self._result
+
+    @property
+    def camera_failed(self) -> bool:
+        """True if the camera failed during this session (the daemon then reopens it)."""
+        return self._camera_failed is not None
+
+    @property
+    def healthy(self) -> bool:
+        """False if the supervisor or the disk writer died (the daemon's watchdog asks)."""
+        if not self.running:
+            return True
+        return self._supervisor.is_alive() and (self._journal is None or self._journal.alive)
 
     @property
     def running(self) -> bool:
@@ -222,7 +239,8 @@ class Session:
             if self._camera_failed:
                 return self._problem(f"camera failed: {self._camera_failed}")
             if (now - self._last_frame_at) / 1e9 > CAMERA_STALL_S:
-                return self._problem(f"camera failed: no picture for {CAMERA_STALL_S:g} s")
+                self._camera_failed = f"no picture for {CAMERA_STALL_S:g} s"
+                return self._problem(f"camera failed: {self._camera_failed}")
             elapsed = (now - self.first_pts_ns) / 1e9 if self.first_pts_ns else 0.0
             if elapsed >= limit_s:
                 return f"reached the {limit_s} s limit"
@@ -248,6 +266,7 @@ class Session:
         at = self.status()["elapsed_s"]
         self._problem(f"microphone failed at {at:.1f} s ({self._mic_failed}); "
                       "the rest has no sound")
+        self._on_event(Event.WARNING)
         mic, self.mic = self.mic, None
         try:
             assert mic is not None

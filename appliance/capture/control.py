@@ -1,0 +1,142 @@
+"""The capture daemon's control socket: one JSON request per line, one JSON reply per line.
+
+Request: {"cmd": "status" | "start" | "stop" | "mark", ...arguments}.
+Reply: {"ok": true, ...result} or {"ok": false, "error": "what went wrong"}.
+A Unix socket in the data dir, mode 0660, so only the box's own services reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ApplianceError, ControlError
+
+log = logging.getLogger(__name__)
+COMMANDS = ("status", "start", "stop", "mark")
+MAX_REQUEST = 64 * 1024
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ControlServer:
+    """Serves requests on a Unix socket, each on its own thread, via `handle(request)`."""
+
+    def __init__(self, path: Path, handle: Handler) -> None:
+        self.path = path
+        self._handle = handle
+        self._server: socketserver.ThreadingUnixStreamServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind the socket (replacing a stale one) and serve in the background."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if _answers(self.path):
+                raise ControlError(f"another capture daemon is already listening on {self.path}")
+            self.path.unlink()
+        outer = self
+
+        class RequestHandler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline(MAX_REQUEST + 1)
+                reply = outer._reply(line)
+                self.wfile.write((json.dumps(reply) + "\n").encode())
+
+        server = socketserver.ThreadingUnixStreamServer(str(self.path), RequestHandler,
+                                                        bind_and_activate=False)
+        server.daemon_threads = True
+        old = os.umask(0o117)  # the socket is born 0660: no window where others could connect
+        try:
+            server.server_bind()
+        finally:
+            os.umask(old)
+        server.server_activate()
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="control", daemon=True,
+                                        kwargs={"poll_interval": 0.2})
+        self._thread.start()
+        log.info("control socket at %s", self.path)
+
+    @property
+    def alive(self) -> bool:
+        """True while the serving thread runs (the watchdog checks this)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _reply(self, line: bytes) -> dict[str, Any]:
+        if len(line) > MAX_REQUEST:
+            return {"ok": False, "error": "request too long"}
+        try:
+            request = json.loads(line)
+        except ValueError:
+            return {"ok": False, "error": "request is not JSON"}
+        if not isinstance(request, dict) or request.get("cmd") not in COMMANDS:
+            return {"ok": False, "error": f"unknown command; use one of {', '.join(COMMANDS)}"}
+        try:
+            return {"ok": True, **self._handle(request)}
+        except ApplianceError as e:
+            return {"ok": False, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - a bad request must never kill the daemon
+            log.exception("control: %s failed", request.get("cmd"))
+            return {"ok": False, "error": f"internal error: {e}"}
+
+    def stop(self) -> None:
+        """Stop serving and remove the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+        self.path.unlink(missing_ok=True)
+
+
+def _answers(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            s.connect(str(path))
+        return True
+    except OSError:
+        return False
+
+
+def request(path: Path, cmd: str, *, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+    """Send one command to the daemon and return its result; ControlError on any failure."""
+    if cmd not in COMMANDS:
+        raise ControlError(f"unknown command {cmd!r}; use one of {', '.join(COMMANDS)}")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(path))
+            s.sendall((json.dumps({"cmd": cmd, **args}) + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                part = s.recv(65536)
+                if not part:
+                    break
+                data += part
+    except FileNotFoundError:
+        raise ControlError(f"the capture daemon is not running (no socket at {path}); "
+                           "start it with `systemctl start vigbox-capture`") from None
+    except ConnectionRefusedError:
+        raise ControlError(f"the capture daemon is not running (stale socket at {path})") from None
+    except TimeoutError:
+        raise ControlError(f"the capture daemon did not answer {cmd!r} within {timeout:g} s") \
+            from None
+    except OSError as e:
+        raise ControlError(f"cannot reach the capture daemon at {path}: {e.strerror}") from None
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise ControlError("the capture daemon gave an unreadable answer") from None
+    if not reply.get("ok"):
+        raise ControlError(str(reply.get("error") or "the capture daemon refused"))
+    reply.pop("ok")
+    return reply

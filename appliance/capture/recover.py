@@ -1,0 +1,160 @@
+"""Recovery: turn every interrupted recording into a playable one (status `recovered`).
+
+A recording is interrupted when the box lost power, the daemon was killed, or
+finalizing failed (e.g. the disk was full). Its journal is still on disk; whatever
+whole frames and audio chunks it holds are finalized exactly as a normal stop
+would. Directories locked by a live session are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance import ffmpeg_tool
+from appliance.capture import journal as journal_files
+from appliance.capture.finalize import finalize
+from appliance.capture.session import lock_directory, remove_journal
+from appliance.catalog import Catalog, Recording
+from appliance.errors import ApplianceError, BusyError
+
+log = logging.getLogger(__name__)
+MP4 = "recording.mp4"
+INTERRUPTED = ("recording", "finalizing")
+NOTE = "interrupted (power cut, crash or failed finalize); recovered from the journal"
+
+
+@dataclass(frozen=True)
+class RecoveryOutcome:
+    """What recovery did to one recording."""
+
+    id: str
+    action: str          # "recovered", "failed", "skipped"
+    detail: str
+    recording: Recording | None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for `vigbox recover --json`."""
+        return {"id": self.id, "action": self.action, "detail": self.detail,
+                "recording": self.recording.to_json() if self.recording else None}
+
+
+def has_journal(directory: Path) -> bool:
+    """True if the directory still holds raw video to finalize."""
+    video = directory / journal_files.VIDEO
+    return video.exists() and video.stat().st_size > 0
+
+
+def candidates(catalog: Catalog) -> list[Recording]:
+    """Recordings that need recovery: interrupted, or failed with the raw journal kept."""
+    out = list(catalog.list_recordings(INTERRUPTED))
+    out += [r for r in catalog.list_recordings(("failed",))
+            if r.origin == "capture" and has_journal(r.dir)]
+    return sorted(out, key=lambda r: (r.started_at, r.id))
+
+
+def recover_all(catalog: Catalog, *, default_fps: int, default_sample_rate: int
+                ) -> list[RecoveryOutcome]:
+    """Recover every candidate; one bad recording never stops the others."""
+    clean_stale_imports(catalog.data_dir)
+    outcomes = []
+    for rec in candidates(catalog):
+        try:
+            outcomes.append(recover_one(catalog, rec, default_fps=default_fps,
+                                        default_sample_rate=default_sample_rate))
+        except Exception as e:  # noqa: BLE001 - report and go on with the next one
+            log.exception("recovery of %s failed", rec.id)
+            outcomes.append(RecoveryOutcome(rec.id, "failed", f"internal error: {e}", None))
+    return outcomes
+
+
+def recover_one(catalog: Catalog, rec: Recording, *, default_fps: int,
+                default_sample_rate: int) -> RecoveryOutcome:
+    """Finalize one interrupted recording from its journal."""
+    directory = rec.dir
+    if not directory.is_dir():
+        return _give_up(catalog, rec, "its folder is missing; nothing was recorded")
+    try:
+        handle = lock_directory(directory)
+    except BusyError:
+        return RecoveryOutcome(rec.id, "skipped", "still being recorded by a running process",
+                               None)
+    try:
+        meta = _read_meta(directory)
+        fps = int(meta.get("fps") or rec.fps or default_fps)
+        sample_rate = int(meta.get("sample_rate") or default_sample_rate)
+        out = directory / MP4
+        problems = [p for p in rec.problems if p != NOTE] + [NOTE]
+        if not has_journal(directory):
+            if out.exists():
+                # The crash came after the MP4 was published and the journal removed.
+                return _adopt_published(catalog, rec, out, problems)
+            return _give_up(catalog, rec, "nothing was recorded before the interruption")
+        log.info("recovering %s", rec.id)
+        try:
+            result = finalize(directory, out, fps=fps, sample_rate=sample_rate,
+                              mic_failed=rec.audio == "failed")
+        except ApplianceError as e:
+            detail = f"could not be finalized: {e}"
+            catalog.update_recording(rec.id, status="failed", problems=[*rec.problems, detail],
+                                     actor="recover")
+            return RecoveryOutcome(rec.id, "failed", detail, catalog.get_recording(rec.id))
+        remove_journal(directory)
+        updated = catalog.update_recording(
+            rec.id, status="recovered", path=result.path, duration_s=result.duration_s,
+            video_frames=result.frames, dropped_frames=result.dropped_frames,
+            audio=result.audio, problems=problems, actor="recover")
+        log.info("recovered %s: %.1f s", rec.id, result.duration_s)
+        return RecoveryOutcome(rec.id, "recovered", f"{result.duration_s:.1f} s recovered",
+                               updated)
+    finally:
+        handle.close()
+
+
+def _adopt_published(catalog: Catalog, rec: Recording, out: Path,
+                     problems: list[str]) -> RecoveryOutcome:
+    try:
+        info = ffmpeg_tool.probe(out, count_packets=True)
+    except ApplianceError as e:
+        return _give_up(catalog, rec, f"the finished file is unreadable ({e})")
+    video = next((s for s in info.get("streams", []) if s.get("codec_type") == "video"), None)
+    has_audio = any(s.get("codec_type") == "audio" for s in info.get("streams", []))
+    if video is None:
+        return _give_up(catalog, rec, "the finished file has no video")
+    frames = int(video.get("nb_read_packets") or 0)
+    duration = float(info.get("format", {}).get("duration") or 0.0)
+    updated = catalog.update_recording(
+        rec.id, status="recovered", path=out, duration_s=round(duration, 3),
+        video_frames=frames, audio="ok" if has_audio else "none", problems=problems,
+        actor="recover")
+    return RecoveryOutcome(rec.id, "recovered", "the finished file was already complete",
+                           updated)
+
+
+def _give_up(catalog: Catalog, rec: Recording, why: str) -> RecoveryOutcome:
+    updated = catalog.update_recording(rec.id, status="failed", problems=[*rec.problems, why],
+                                       actor="recover")
+    log.warning("recording %s cannot be recovered: %s", rec.id, why)
+    return RecoveryOutcome(rec.id, "failed", why, updated)
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((directory / "meta.json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # written atomically, so missing means the crash came before it
+
+
+def clean_stale_imports(data_dir: Path) -> None:
+    """Remove half-done imports left by a crash (they never reached the catalog)."""
+    staging = data_dir / "recordings"
+    if not staging.is_dir():
+        return
+    for tmp in staging.glob(".import-*"):
+        log.info("removing an unfinished import: %s", tmp.name)
+        shutil.rmtree(tmp, ignore_errors=True)
