@@ -1,0 +1,88 @@
+"""Shared fixtures: an isolated data dir and config, and the CLI run as a real process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.config import Config, load_config
+
+CLI_TIMEOUT_S = 120
+
+
+@dataclasses.dataclass
+class CliResult:
+    """What one `vigbox` run did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """stdout parsed as the one JSON document it must be."""
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty data directory for one test."""
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, data_dir: Path) -> Path:
+    """A config file pointing at the test's data dir, simulated sources, small limits."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'''data_dir = "{data_dir}"
+log_level = "debug"
+[camera]
+backend = "synthetic"
+[microphone]
+backend = "synthetic"
+[gpio]
+backend = "mock"
+[recording]
+max_seconds = 120
+reserve_mb = 16
+low_disk_mb = 16
+''')
+    return path
+
+
+@pytest.fixture
+def config(config_file: Path) -> Config:
+    """The test config, loaded."""
+    return load_config(config_file)
+
+
+@pytest.fixture
+def cli_env(config_file: Path, data_dir: Path) -> dict[str, str]:
+    """Environment for `vigbox` children: this test's config and nothing from the host."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGBOX_")}
+    env["VIGBOX_CONFIG"] = str(config_file)
+    env.pop("NOTIFY_SOCKET", None)
+    return env
+
+
+@pytest.fixture
+def vigbox(cli_env: dict[str, str]) -> Iterator[Any]:
+    """Run `python -m appliance ARGS...` as a child process and return a CliResult."""
+
+    def run(*args: str, timeout: float = CLI_TIMEOUT_S, env: dict[str, str] | None = None,
+            ) -> CliResult:
+        proc = subprocess.run([sys.executable, "-m", "appliance", *args],
+                              capture_output=True, text=True, timeout=timeout,
+                              env=env or cli_env, stdin=subprocess.DEVNULL)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    yield run
