@@ -54,3 +54,33 @@ def free_bytes(path: Path) -> int:
     while not probe.exists():
         probe = probe.parent
     return shutil.disk_usage(probe).free
+
+
+def ensure_ballast(path: Path, size: int) -> bool:
+    """Keep `size` bytes reserved in a file at `path`; False if there is no room for it.
+
+    Freed when the disk fills, the ballast lets the catalog still record what
+    happened (SQLite needs a little room to commit) instead of failing silently.
+    """
+    try:
+        if path.exists() and path.stat().st_size >= size:
+            return True
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+    except OSError:
+        path.unlink(missing_ok=True)
+        return False
+
+
+def release_ballast(path: Path) -> bool:
+    """Delete the ballast file; True if it was there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -7,6 +7,7 @@ failed, stop requested) so stopping never races and never runs on a source threa
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import fcntl
 import logging
@@ -26,12 +27,14 @@ from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
 from appliance.catalog import Catalog, Recording, utc_now
 from appliance.config import Config
 from appliance.errors import ApplianceError, BusyError, CaptureError, PreflightError
-from appliance.fsutil import atomic_write_json, free_bytes
+from appliance.fsutil import atomic_write_json, ensure_ballast, free_bytes, release_ballast
 
 log = logging.getLogger(__name__)
 CAMERA_STALL_S = 2.0     # no frame for this long means the camera failed
 FINALIZE_ROOM_MB = 32    # beyond the MP4's own size, kept free so finalizing can finish
 TICK_S = 0.1
+BALLAST_NAME = ".ballast"
+BALLAST_MB = 8       # kept free for the catalog, released when the disk fills
 
 
 class Event(enum.Enum):
@@ -109,6 +112,7 @@ class Session:
             self.id, case=self.case, started_at=utc_now(), directory=self.directory,
             origin="capture", width=self.camera.width, height=self.camera.height,
             fps=float(self.camera.fps), audio="none" if self.mic is None else "ok")
+        ensure_ballast(self._ballast, BALLAST_MB * MB)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_handle = lock_directory(self.directory)
         atomic_write_json(self.directory / "meta.json", self._meta())
@@ -211,13 +215,22 @@ class Session:
 
     # -- supervisor ----------------------------------------------------------------------
 
+    @property
+    def _ballast(self) -> Path:
+        return self.config.data_path / BALLAST_NAME
+
     def _supervise(self) -> None:
         try:
             reason = self._watch()
             self._result = self._end(reason)
         except Exception as e:  # the session must always end and report, whatever broke
             log.exception("recording %s: supervisor failed", self.id)
-            self._result = self._fail(f"internal error: {e}")
+            try:
+                self._result = self._fail(f"internal error: {e}")
+            except Exception:  # noqa: BLE001 - not even the catalog can be written
+                log.exception("recording %s: cannot record the failure in the catalog; "
+                              "it will be recovered at the next start", self.id)
+                self._result = self._unrecorded_failure()
         finally:
             self._release()
             self._done.set()
@@ -235,7 +248,7 @@ class Session:
             if self._stop_reason:
                 return self._stop_reason
             if self._writer_failed:
-                return f"stopped early: {self._writer_failed}"
+                return self._problem(f"stopped early: {self._writer_failed}")
             if self._camera_failed:
                 return self._problem(f"camera failed: {self._camera_failed}")
             if (now - self._last_frame_at) / 1e9 > CAMERA_STALL_S:
@@ -285,6 +298,10 @@ class Session:
         self._stop_sources()
         assert self._journal is not None
         self._journal.close()
+        if self._writer_failed or free_bytes(self.directory) < 2 * BALLAST_MB * MB:
+            # The disk is (nearly) full: free the ballast so the catalog can still commit.
+            if release_ballast(self._ballast):
+                log.warning("disk full: released the %d MB ballast", BALLAST_MB)
         rec = self.catalog.update_recording(self.id, status="finalizing",
                                             problems=self.problems)
         try:
@@ -308,6 +325,18 @@ class Session:
         self._problem(text)
         self._on_event(Event.FAILED)
         return self.catalog.update_recording(self.id, status="failed", problems=self.problems)
+
+    def _unrecorded_failure(self) -> Recording:
+        self._on_event(Event.FAILED)
+        try:
+            rec = self.catalog.get_recording(self.id)
+        except Exception:  # noqa: BLE001 - the catalog is unusable; describe from memory
+            rec = Recording(id=self.id, case=self.case, started_at="", duration_s=None,
+                            status="recording", origin="capture", dir=self.directory,
+                            path=None, width=self.camera.width, height=self.camera.height,
+                            fps=float(self.camera.fps), video_frames=None,
+                            dropped_frames=None, audio=None, problems=[])
+        return dataclasses.replace(rec, status="failed", problems=list(self.problems))
 
     def _stop_sources(self) -> None:
         for source in (self.camera, self.mic):
