@@ -1,0 +1,255 @@
+"""The capture daemon: button through gpiozero's MockFactory, LED, control socket, systemd."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.capture.control import request
+from appliance.capture.daemon import CaptureDaemon, State
+from appliance.capture.devices import make_camera, make_microphone, new_marker
+from appliance.capture.gpio import make_pin_factory
+from appliance.capture.sd_notify import Notifier
+from appliance.capture.status_light import Light
+from appliance.catalog import Catalog
+from appliance.config import Config
+from appliance.errors import ControlError
+
+TIMEOUT_S = 30
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT_S) -> None:
+    """Poll a condition with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.path = path
+        self.messages: list[str] = []
+
+    def collect(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                return self.messages
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclasses.dataclass
+class Running:
+    """A daemon running on a thread, with its mock pins and systemd socket."""
+
+    daemon: CaptureDaemon
+    factory: Any
+    notify: NotifySocket
+    shutdowns: list[list[str]]
+    socket_path: Path
+
+    def press(self, hold_s: float = 0.05) -> None:
+        pin = self.factory.pin(self.daemon.config.gpio.button_pin)
+        pin.drive_low()
+        time.sleep(hold_s)  # the length of the press is the input being tested
+        pin.drive_high()
+
+    def ctl(self, cmd: str, **args: Any) -> dict[str, Any]:
+        return request(self.socket_path, cmd, timeout=TIMEOUT_S, **args)
+
+
+@pytest.fixture
+def daemon_config(config: Config) -> Config:
+    return dataclasses.replace(config, gpio=dataclasses.replace(
+        config.gpio, hold_stop_s=0.4, hold_shutdown_s=1.0, bounce_time_s=0.0))
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[Callable[[Config], Running]]:
+    started: list[tuple[Running, threading.Event, threading.Thread, Catalog]] = []
+
+    def start(cfg: Config) -> Running:
+        factory = make_pin_factory("mock")
+        notify = NotifySocket(tmp_path / f"notify{len(started)}.sock")
+        shutdowns: list[list[str]] = []
+        marker = new_marker()
+        catalog = Catalog(cfg.data_path)
+        daemon = CaptureDaemon(cfg, catalog, camera=make_camera(cfg, marker),
+                               mic=make_microphone(cfg, marker), pin_factory=factory,
+                               notifier=Notifier(str(notify.path)),
+                               run_command=shutdowns.append)
+        stop = threading.Event()
+        thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+        thread.start()
+        running = Running(daemon, factory, notify, shutdowns, cfg.socket)
+        started.append((running, stop, thread, catalog))
+        wait_until(lambda: any("READY=1" in m for m in notify.collect()), "READY=1")
+        return running
+
+    yield start
+    for running, stop, thread, catalog in started:
+        stop.set()
+        thread.join(TIMEOUT_S)
+        assert not thread.is_alive(), "the daemon did not stop"
+        running.notify.close()
+        running.factory.close()
+        catalog.close()
+
+
+@pytest.mark.slow
+def test_button_starts_marks_and_stops(daemon_config: Config, start_daemon: Any) -> None:
+    box: Running = start_daemon(daemon_config)
+    daemon = box.daemon
+    assert daemon.state is State.READY and daemon.light.state is Light.READY  # type: ignore[union-attr]
+
+    box.press()
+    wait_until(lambda: daemon.state is State.RECORDING, "recording")
+    assert daemon.light.state is Light.RECORDING  # type: ignore[union-attr]
+    wait_until(lambda: (daemon.status()["recording"] or {}).get("elapsed_s", 0) >= 1.0,
+               "a second of recording")
+    box.press()  # short press while recording: a moment
+    wait_until(lambda: len(box.daemon.catalog.list_moments(daemon.last_recording or "")) == 1,
+               "the mark")
+    box.press(hold_s=0.6)  # hold: stop
+    wait_until(lambda: daemon.state is State.READY, "ready again")
+
+    rec = daemon.catalog.get_recording(daemon.last_recording or "")
+    assert rec.status == "ready"
+    [moment] = daemon.catalog.list_moments(rec.id)
+    assert moment["source"] == "button"
+    assert 0.9 < moment["at_s"] < (rec.duration_s or 0)
+    # The hold fired the stop, not another mark.
+    assert len(daemon.catalog.list_moments(rec.id)) == 1
+    status = box.notify.collect()
+    assert any("STATUS=recording" in m for m in status)
+    assert any("STATUS=finalizing" in m for m in status)
+
+
+@pytest.mark.slow
+def test_control_socket_start_mark_stop(daemon_config: Config, start_daemon: Any) -> None:
+    box: Running = start_daemon(daemon_config)
+    assert box.ctl("status")["state"] == "ready"
+    started = box.ctl("start")["recording"]
+    assert started["status"] == "recording"
+    with pytest.raises(ControlError, match="already recording"):
+        box.ctl("start")
+    wait_until(lambda: box.ctl("status")["recording"]["frames"] > 15, "frames")
+    moment = box.ctl("mark")["moment"]
+    assert moment["recording_id"] == started["id"]
+    final = box.ctl("stop")["recording"]
+    assert final["id"] == started["id"] and final["status"] == "ready"
+    assert final["duration_s"] > 0.4
+    with pytest.raises(ControlError, match="nothing is being recorded"):
+        box.ctl("stop")
+    with pytest.raises(ControlError, match="nothing to mark"):
+        box.ctl("mark")
+
+
+def test_control_socket_rejects_garbage(daemon_config: Config, start_daemon: Any) -> None:
+    box: Running = start_daemon(daemon_config)
+    for line in (b"not json\n", b"[1,2]\n", b'{"cmd": "format-disk"}\n'):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(box.socket_path))
+            s.sendall(line)
+            reply = json.loads(s.makefile().readline())
+        assert reply["ok"] is False and reply["error"]
+    assert box.ctl("status")["state"] == "ready"
+    assert oct(box.socket_path.stat().st_mode & 0o777) == oct(0o660)
+
+
+def test_preflight_refusal_shows_error_and_reason(daemon_config: Config,
+                                                  start_daemon: Any) -> None:
+    cfg = dataclasses.replace(daemon_config, recording=dataclasses.replace(
+        daemon_config.recording, reserve_mb=100_000_000))
+    box: Running = start_daemon(cfg)
+    box.press()
+    wait_until(lambda: box.daemon.state is State.ERROR, "the error state")
+    assert box.daemon.light.state is Light.ERROR  # type: ignore[union-attr]
+    status = box.ctl("status")
+    assert "not enough disk space" in status["last_error"]
+    with pytest.raises(ControlError, match="not enough disk space"):
+        box.ctl("start")
+    assert box.daemon.catalog.list_recordings() == []
+
+
+def test_idle_long_hold_shuts_the_box_down(daemon_config: Config, start_daemon: Any) -> None:
+    box: Running = start_daemon(daemon_config)
+    box.press(hold_s=0.6)  # between stop and shutdown holds: nothing while idle
+    assert box.daemon.state is State.READY
+    pin = box.factory.pin(daemon_config.gpio.button_pin)
+    pin.drive_low()
+    wait_until(lambda: box.shutdowns != [], "the shutdown command", timeout=5)
+    pin.drive_high()
+    assert box.shutdowns == [["systemctl", "poweroff"]]
+    assert box.daemon.state is State.SHUTTING_DOWN
+    assert box.daemon.light.state is Light.SHUTDOWN  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_stopping_the_service_finishes_the_recording(daemon_config: Config,
+                                                     start_daemon: Any) -> None:
+    box: Running = start_daemon(daemon_config)
+    box.ctl("start")
+    wait_until(lambda: box.ctl("status")["recording"]["frames"] > 15, "frames")
+    rec_id = box.daemon.last_recording
+    box.daemon.close()  # what SIGTERM leads to
+    rec = box.daemon.catalog.get_recording(rec_id or "")
+    assert rec.status == "ready"
+    assert "the capture service was stopped" not in rec.problems
+
+
+@pytest.mark.slow
+def test_capture_and_ctl_commands_end_to_end(vigbox: Any, cli_env: dict[str, str],
+                                             data_dir: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "capture", "--simulate"],
+                            env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: vigbox("ctl", "status").returncode == 0, "the daemon")
+        assert vigbox("ctl", "status", "--json").json()["state"] == "ready"
+        start = vigbox("ctl", "start", "--json")
+        assert start.returncode == 0, start.stderr
+        wait_until(lambda: vigbox("ctl", "status", "--json").json()["recording"]["frames"] > 30,
+                   "frames")
+        assert vigbox("ctl", "mark", "--json").json()["moment"]["at_s"] > 0
+        stop = vigbox("ctl", "stop", "--json")
+        assert stop.returncode == 0, stop.stderr
+        assert stop.json()["recording"]["status"] == "ready"
+        assert Path(stop.json()["recording"]["path"]).exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stderr is not None
+            log = proc.stderr.read().decode()
+            proc.stderr.close()
+    assert proc.returncode == 0, log
+    assert not (data_dir / "capture.sock").exists()
+    gone = vigbox("ctl", "status")
+    assert gone.returncode == 1 and "not running" in gone.stderr
