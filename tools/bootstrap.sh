@@ -8,6 +8,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VIGBOX_VENV:-$here/.venv}"
 
 pkgs=(ffmpeg libportaudio2 python3-venv fonts-dejavu-core)
+if grep -qs "Raspberry Pi" /proc/device-tree/model; then
+  # The camera stack and the Pi 5's GPIO library exist only as Raspberry Pi OS packages.
+  pkgs+=(python3-picamera2 python3-lgpio)
+fi
 if [ "$purpose" = test ]; then
   # A real-time virtual microphone (PulseAudio null sink) reached through ALSA's pulse plugin.
   pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)

@@ -190,7 +190,10 @@ class Picamera2Camera(Camera):
             self._failed = True
         log.error("camera failed: %s", reason)
         if self._on_error is not None:
-            self._on_error(f"camera: {reason}")
+            try:
+                self._on_error(f"camera: {reason}")
+            except Exception:  # noqa: BLE001 - must not end picamera2's encoder thread
+                log.exception("the camera error handler failed")
 
     def stop(self) -> None:
         """Detach the encoder; frames it flushes while stopping are still delivered."""
