@@ -33,7 +33,7 @@ def utc_now() -> str:
 
 def check_case_code(code: str) -> str:
     """Return `code` if it is a valid pseudonymous case code, else raise InputError."""
-    if not CASE_CODE_RE.match(code):
+    if not CASE_CODE_RE.fullmatch(code):  # fullmatch: `$` alone lets a trailing "\n" in
         raise InputError(
             f"case code {code!r} is not valid: use 3-32 capital letters, digits and hyphens "
             "with at least one digit (e.g. VIG-2026-014), never a family name")

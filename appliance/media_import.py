@@ -123,7 +123,9 @@ def remux_argv(src: Path, out: Path) -> list[str]:
 def transcode_argv(src: Path, out: Path, fps: int) -> list[str]:
     """ffmpeg argv: H.264 (yuv420p, constant `fps`, keyframe a second) + AAC, faststart."""
     stream = ffmpeg.input(str(src))
-    video = stream["v:0"].filter("fps", fps=fps)
+    # libx264 cannot encode 4:2:0 at odd sizes (cropped phone clips): round down to even.
+    video = stream["v:0"].filter("fps", fps=fps).filter("scale", "trunc(iw/2)*2",
+                                                        "trunc(ih/2)*2")
     return (ffmpeg.output(video, stream["a:0?"], str(out), vcodec="libx264", preset="veryfast",
                           crf=20, pix_fmt="yuv420p", g=fps, acodec="aac", **{"b:a": "128k"},
                           ac=1, movflags="+faststart", format="mp4")

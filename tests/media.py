@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import struct
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
-import numpy as np
-
 from appliance import ffmpeg_tool
-from appliance.capture.picture import BARCODE_BITS, CELL, WHITE_Y, read_frame_index
+from appliance.capture.sync_check import frame_indices, index_gaps as gaps
 
-
-def frame_indices(path: Path) -> list[int | None]:
-    """The barcode index of every decoded frame (None for a white marker frame)."""
-    width = BARCODE_BITS * CELL
-    argv = (ffmpeg.input(str(path)).video.filter("crop", width, CELL, 0, 0)
-            .filter("format", "gray").output("pipe:1", format="rawvideo")
-            .global_args("-v", "error", "-nostdin").compile())
-    raw = subprocess.run(argv, capture_output=True, check=True, timeout=300).stdout
-    frames = np.frombuffer(raw, np.uint8).reshape(-1, CELL, width)
-    return [None if f.min() > WHITE_Y - 25 else read_frame_index(f) for f in frames]
-
-
-def gaps(indices: list[int | None]) -> list[tuple[int, int]]:
-    """Places where the barcode does not advance by one (a white frame counts as one)."""
-    out = []
-    previous: int | None = None
-    skipped = 0
-    for value in indices:
-        if value is None:
-            skipped += 1
-            continue
-        if previous is not None and value != previous + 1 + skipped:
-            out.append((previous, value))
-        previous, skipped = value, 0
-    return out
+__all__ = ["frame_indices", "gaps", "streams", "top_level_boxes"]
 
 
 def top_level_boxes(path: Path) -> list[str]:

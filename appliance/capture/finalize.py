@@ -66,13 +66,21 @@ def count_dropped(frames: list[FrameEntry], fps: int) -> int:
     return int(np.clip(slots - 1, 0, None).sum())
 
 
-def output_sample_times(frames: list[FrameEntry], fps: int, sample_rate: int) -> np.ndarray:
-    """Capture-clock time (ns, float) of every audio sample of the CFR output."""
-    pts = np.array([f.pts_ns for f in frames], dtype=np.float64)
-    total = int(round(len(frames) * sample_rate / fps))
-    tau_frames = np.arange(total, dtype=np.float64) * fps / sample_rate
-    k = np.minimum(tau_frames.astype(np.int64), len(frames) - 1)
-    return pts[k] + (tau_frames - k) * (1e9 / fps)
+def output_sample_count(frames: list[FrameEntry], fps: int, sample_rate: int) -> int:
+    """Audio samples in the CFR output: exactly as long as the video."""
+    return int(round(len(frames) * sample_rate / fps))
+
+
+def output_sample_times(pts_ns: np.ndarray, fps: int, sample_rate: int, start: int,
+                        count: int) -> np.ndarray:
+    """Capture-clock time (ns, float) of output samples start .. start+count-1.
+
+    Computed a block at a time: a whole 10-minute track at once would need
+    hundreds of MB, more than a 1 GB Pi can spare.
+    """
+    tau_frames = np.arange(start, start + count, dtype=np.float64) * fps / sample_rate
+    k = np.minimum(tau_frames.astype(np.int64), len(pts_ns) - 1)
+    return pts_ns[k] + (tau_frames - k) * (1e9 / fps)
 
 
 class MicTimeline:
@@ -112,14 +120,16 @@ def write_aligned_audio(directory: Path, frames: list[FrameEntry], chunks: list[
     timeline = MicTimeline(chunks, sample_rate)
     recorded = chunks[-1].first_sample + chunks[-1].samples
     source = np.memmap(directory / AUDIO, dtype="<i2", mode="r", shape=(recorded,))
-    times = output_sample_times(frames, fps, sample_rate)
+    pts = np.array([f.pts_ns for f in frames], dtype=np.float64)
+    total = output_sample_count(frames, fps, sample_rate)
     with wave.open(str(out), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(sample_rate)
-        for start in range(0, len(times), BLOCK_SAMPLES):
-            pos = timeline.position(times[start:start + BLOCK_SAMPLES])
-            w.writeframes(_interpolate(source, pos).tobytes())
+        for start in range(0, total, BLOCK_SAMPLES):
+            times = output_sample_times(pts, fps, sample_rate, start,
+                                        min(BLOCK_SAMPLES, total - start))
+            w.writeframes(_interpolate(source, timeline.position(times)).tobytes())
     return timeline
 
 

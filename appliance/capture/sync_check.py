@@ -16,6 +16,7 @@ import ffmpeg
 import numpy as np
 
 from appliance import ffmpeg_tool
+from appliance.capture.picture import BARCODE_BITS, CELL, WHITE_Y, read_frame_index
 from appliance.capture.sync_marker import PERIOD_NS, TONE_HZ
 from appliance.errors import MediaError
 
@@ -114,3 +115,32 @@ def measure_sync(path: Path) -> SyncReport:
     report.dropped_frames = int(sum(max(0, per_marker - (b - a))
                                     for a, b in zip(whites, whites[1:])))
     return report
+
+
+def barcode_argv(path: Path) -> list[str]:
+    """ffmpeg argv: the barcode strip (top left) of every frame, grey, on stdout."""
+    return (ffmpeg.input(str(path)).video.filter("crop", BARCODE_BITS * CELL, CELL, 0, 0)
+            .filter("format", "gray").output("pipe:1", format="rawvideo")
+            .global_args("-v", "error", "-nostdin").compile())
+
+
+def frame_indices(path: Path) -> list[int | None]:
+    """The synthetic camera's frame index of every decoded frame (None: a marker frame)."""
+    raw = _read_all(barcode_argv(path), "decoding video")
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, CELL, BARCODE_BITS * CELL)
+    return [None if f.min() > WHITE_Y - 25 else read_frame_index(f) for f in frames]
+
+
+def index_gaps(indices: list[int | None]) -> list[tuple[int, int]]:
+    """Where the index does not advance by one (a marker frame counts as one frame)."""
+    out = []
+    previous: int | None = None
+    skipped = 0
+    for value in indices:
+        if value is None:
+            skipped += 1
+            continue
+        if previous is not None and value != previous + 1 + skipped:
+            out.append((previous, value))
+        previous, skipped = value, 0
+    return out
