@@ -21,13 +21,14 @@ from appliance.capture.button import ButtonGestures
 from appliance.capture.control import ControlServer
 from appliance.capture.recover import recover_all
 from appliance.capture.sd_notify import Notifier
-from appliance.capture.session import Event, Session
+from appliance.capture.preflight import MB
+from appliance.capture.session import BALLAST_MB, BALLAST_NAME, Event, Session
 from appliance.capture.sources import Camera, Microphone
 from appliance.capture.status_light import Light, StatusLight
 from appliance.catalog import Catalog, Recording
 from appliance.config import Config
 from appliance.errors import ApplianceError, BusyError, InputError, PreflightError
-from appliance.fsutil import free_bytes
+from appliance.fsutil import ensure_ballast, free_bytes
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 300
@@ -103,6 +104,8 @@ class CaptureDaemon:
                                default_sample_rate=self.config.microphone.sample_rate)
         for o in outcomes:
             log.info("recovery: %s %s (%s)", o.id, o.action, o.detail)
+        # Reserved now, so the first press does not wait for it.
+        ensure_ballast(self.config.data_path / BALLAST_NAME, BALLAST_MB * MB)
         try:
             self.camera.open()
             if self.mic is not None:

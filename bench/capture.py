@@ -1,0 +1,226 @@
+"""Capture benchmark: a simulated session through the real daemon while the CPU is loaded.
+
+    python bench/capture.py --seconds 600
+
+Runs the capture daemon in this process (synthetic camera and microphone, gpiozero's
+mock pins), presses the button to start, holds it to stop, and prints for an unloaded
+baseline run and for the loaded run: dropped frames (from the frame barcodes), A/V
+offset at the first and last sync marker, button-to-first-frame latency, finalize time
+and peak memory. The load is what a busy box has: the web UI and the sync agent at
+normal priority, the encoder niced, each a process spinning on the CPU; the daemon
+runs at nice -5 as its systemd unit does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance.capture.daemon import CaptureDaemon, State  # noqa: E402
+from appliance.capture.devices import make_camera, make_microphone, new_marker  # noqa: E402
+from appliance.capture.gpio import make_pin_factory  # noqa: E402
+from appliance.catalog import Catalog  # noqa: E402
+from appliance.config import Config, parse_config  # noqa: E402
+
+SPIN = "import os,sys; os.nice(int(sys.argv[1]))\nwhile True: pass"
+
+
+def config_for(data_dir: Path, seconds: float, drift_ppm: float) -> Config:
+    return parse_config({
+        "data_dir": str(data_dir), "log_level": "warning",
+        "camera": {"backend": "synthetic"},
+        "microphone": {"backend": "synthetic", "synthetic_drift_ppm": drift_ppm},
+        "gpio": {"backend": "mock", "bounce_time_s": 0.0, "hold_stop_s": 0.5},
+        "recording": {"max_seconds": int(seconds) + 30, "reserve_mb": 64, "low_disk_mb": 0},
+    })
+
+
+ANALYSE = """
+import json, sys
+from pathlib import Path
+from appliance.capture.sync_check import frame_indices, index_gaps, measure_sync
+path = Path(sys.argv[1])
+gaps = index_gaps(frame_indices(path))
+print(json.dumps({"sync": measure_sync(path).to_json(),
+                  "dropped": sum(b - a - 1 for a, b in gaps)}))
+"""
+
+
+def analyse(path: Path) -> tuple[dict[str, Any], int]:
+    """Sync markers and barcode gaps, measured in a child so its memory is not counted."""
+    out = subprocess.run([sys.executable, "-c", ANALYSE, str(path)], capture_output=True,
+                         text=True, check=True, cwd=ROOT, timeout=1800).stdout
+    doc = json.loads(out)
+    return doc["sync"], int(doc["dropped"])
+
+
+def _vm_hwm_mb(proc: Any) -> float | None:
+    # The peak resident memory of a child, from the kernel's own accounting.
+    try:
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (AttributeError, OSError):
+        pass
+    return None
+
+
+def start_load(normal: int, niced: int) -> list[subprocess.Popen[bytes]]:
+    procs = [subprocess.Popen([sys.executable, "-c", SPIN, "0"]) for _ in range(normal)]
+    procs += [subprocess.Popen([sys.executable, "-c", SPIN, "10"]) for _ in range(niced)]
+    return procs
+
+
+def latencies(config: Config, presses: int) -> dict[str, Any]:
+    """Button release to first frame exposure (and to the first frame in the recorder),
+    over several short recordings with the camera warm."""
+    factory = make_pin_factory("mock")
+    marker = new_marker()
+    catalog = Catalog(config.data_path)
+    daemon = CaptureDaemon(config, catalog, camera=make_camera(config, marker),
+                           mic=make_microphone(config, marker), pin_factory=factory,
+                           run_command=lambda argv: None)
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    thread.start()
+    exposure_ms, seen_ms = [], []
+    try:
+        while daemon.state is not State.READY:
+            time.sleep(0.01)
+        pin = factory.pin(config.gpio.button_pin)
+        for _ in range(presses):
+            time.sleep(1.0)  # idle with the camera warm, as a box waiting for its guider
+            pin.drive_low()
+            time.sleep(0.08)
+            released_ns = time.monotonic_ns()
+            pin.drive_high()
+            while daemon._session is None or daemon._session.first_pts_ns is None:
+                time.sleep(0.0005)
+            seen_ms.append((time.monotonic_ns() - released_ns) / 1e6)
+            exposure_ms.append((daemon._session.first_pts_ns - released_ns) / 1e6)
+            time.sleep(1.0)
+            daemon.stop_recording("bench")
+    finally:
+        stop.set()
+        thread.join(60)
+        factory.close()
+        catalog.close()
+    exposure_ms.sort()
+    seen_ms.sort()
+    return {"presses": presses,
+            "release_to_first_exposure_ms_median": round(exposure_ms[len(exposure_ms) // 2], 1),
+            "release_to_first_exposure_ms_max": round(exposure_ms[-1], 1),
+            "release_to_first_frame_in_recorder_ms_median": round(seen_ms[len(seen_ms) // 2], 1),
+            "release_to_first_frame_in_recorder_ms_max": round(seen_ms[-1], 1)}
+
+
+def run_once(config: Config, seconds: float) -> dict[str, Any]:
+    """One recording from a button press to a finished file, measured."""
+    factory = make_pin_factory("mock")
+    marker = new_marker()
+    catalog = Catalog(config.data_path)
+    daemon = CaptureDaemon(config, catalog, camera=make_camera(config, marker),
+                           mic=make_microphone(config, marker), pin_factory=factory,
+                           run_command=lambda argv: None)
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        while daemon.state is not State.READY:
+            time.sleep(0.01)
+        time.sleep(1.0)  # the camera is warm, as on a box waiting for its guider
+        pin = factory.pin(config.gpio.button_pin)
+        pin.drive_low()
+        time.sleep(0.08)  # a quick press
+        pin.drive_high()
+        while daemon._session is None or daemon._session.first_pts_ns is None:
+            time.sleep(0.001)
+        end = (daemon._session.first_pts_ns or 0) + int(seconds * 1e9)
+        while time.monotonic_ns() < end:
+            time.sleep(0.2)
+        encoder_hwm_mb = _vm_hwm_mb(getattr(daemon.camera, "_proc", None))
+        pin.drive_low()
+        while daemon.state is State.RECORDING:
+            time.sleep(0.005)
+        stop_at = time.monotonic()
+        pin.drive_high()
+        while daemon.state is State.FINALIZING:
+            time.sleep(0.01)
+        finalize_s = time.monotonic() - stop_at
+        rec = catalog.get_recording(daemon.last_recording or "")
+        daemon_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    finally:
+        stop.set()
+        thread.join(60)
+        factory.close()
+    assert rec.path is not None, rec.problems
+    sync, dropped_barcode = analyse(rec.path)
+    return {
+        "status": rec.status, "duration_s": rec.duration_s, "frames": rec.video_frames,
+        "dropped_frames_catalog": rec.dropped_frames,
+        "dropped_frames_barcode": dropped_barcode,
+        "markers": len(sync["white_frames"]),
+        "av_offset_first_ms": sync["offsets_ms"][0] if sync["offsets_ms"] else None,
+        "av_offset_last_ms": sync["offsets_ms"][-1] if sync["offsets_ms"] else None,
+        "av_offset_max_abs_ms": sync["max_abs_offset_ms"],
+        "peak_rss_daemon_process_mb": round(daemon_peak_mb, 1),
+        "peak_rss_synthetic_encoder_mb": encoder_hwm_mb,
+        "finalize_s": round(finalize_s, 2),
+        "problems": rec.problems,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the loaded run")
+    parser.add_argument("--baseline-seconds", type=float, default=11.0)
+    parser.add_argument("--drift-ppm", type=float, default=100.0,
+                        help="synthetic mic clock error (real USB mics: tens of ppm)")
+    parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
+                        help="CPU spinners at normal priority (web UI, sync)")
+    parser.add_argument("--presses", type=int, default=7, help="presses timed for latency")
+    parser.add_argument("--niced-load", type=int, default=1, help="CPU spinners at nice 10")
+    args = parser.parse_args()
+    if os.geteuid() == 0:
+        os.nice(-5)  # as the systemd unit does
+    with tempfile.TemporaryDirectory(prefix="vigbox-bench-") as tmp:
+        base_cfg = config_for(Path(tmp) / "base", args.baseline_seconds, args.drift_ppm)
+        baseline = run_once(base_cfg, args.baseline_seconds)
+        baseline_latency = latencies(base_cfg, args.presses)
+        load = start_load(args.load, args.niced_load)
+        try:
+            loaded_cfg = config_for(Path(tmp) / "loaded", args.seconds, args.drift_ppm)
+            loaded_latency = latencies(loaded_cfg, args.presses)
+            loaded = run_once(loaded_cfg, args.seconds)
+        finally:
+            for p in load:
+                p.kill()
+                p.wait()
+    result = {
+        "cpus": os.cpu_count(), "load": {"normal": args.load, "nice10": args.niced_load},
+        "drift_ppm": args.drift_ppm,
+        "baseline_unloaded": baseline, "loaded": loaded,
+        "latency_unloaded": baseline_latency, "latency_loaded": loaded_latency,
+        "latency_ratio_loaded_to_unloaded_median": round(
+            loaded_latency["release_to_first_exposure_ms_median"]
+            / max(baseline_latency["release_to_first_exposure_ms_median"], 0.1), 2),
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
