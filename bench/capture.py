@@ -14,15 +14,16 @@ runs at nice -5 as its systemd unit does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,19 @@ def analyse(path: Path) -> tuple[dict[str, Any], int]:
     return doc["sync"], int(doc["dropped"])
 
 
-def _vm_hwm_mb(proc: Any) -> float | None:
-    # The peak resident memory of a child, from the kernel's own accounting.
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets VmHWM, so each run's peak is its own.
     try:
-        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _vm_hwm_mb(proc: Any) -> float | None:
+    # The peak resident memory of a process, from the kernel's own accounting.
+    pid = proc.getpid() if proc is os else getattr(proc, "pid", None)
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except (AttributeError, OSError):
@@ -84,9 +94,9 @@ def start_load(normal: int, niced: int) -> list[subprocess.Popen[bytes]]:
     return procs
 
 
-def latencies(config: Config, presses: int) -> dict[str, Any]:
-    """Button release to first frame exposure (and to the first frame in the recorder),
-    over several short recordings with the camera warm."""
+@contextlib.contextmanager
+def running_daemon(config: Config) -> Iterator[tuple[CaptureDaemon, Any]]:
+    """The capture daemon on a thread with mock pins, ready; stopped afterwards."""
     factory = make_pin_factory("mock")
     marker = new_marker()
     catalog = Catalog(config.data_path)
@@ -96,10 +106,22 @@ def latencies(config: Config, presses: int) -> dict[str, Any]:
     stop = threading.Event()
     thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
     thread.start()
-    exposure_ms, seen_ms = [], []
     try:
         while daemon.state is not State.READY:
             time.sleep(0.01)
+        yield daemon, factory
+    finally:
+        stop.set()
+        thread.join(60)
+        factory.close()
+        catalog.close()
+
+
+def latencies(config: Config, presses: int) -> dict[str, Any]:
+    """Button release to first frame exposure (and to the first frame in the recorder),
+    over several short recordings with the camera warm."""
+    exposure_ms, seen_ms = [], []
+    with running_daemon(config) as (daemon, factory):
         pin = factory.pin(config.gpio.button_pin)
         for _ in range(presses):
             time.sleep(1.0)  # idle with the camera warm, as a box waiting for its guider
@@ -113,11 +135,6 @@ def latencies(config: Config, presses: int) -> dict[str, Any]:
             exposure_ms.append((daemon._session.first_pts_ns - released_ns) / 1e6)
             time.sleep(1.0)
             daemon.stop_recording("bench")
-    finally:
-        stop.set()
-        thread.join(60)
-        factory.close()
-        catalog.close()
     exposure_ms.sort()
     seen_ms.sort()
     return {"presses": presses,
@@ -129,18 +146,8 @@ def latencies(config: Config, presses: int) -> dict[str, Any]:
 
 def run_once(config: Config, seconds: float) -> dict[str, Any]:
     """One recording from a button press to a finished file, measured."""
-    factory = make_pin_factory("mock")
-    marker = new_marker()
-    catalog = Catalog(config.data_path)
-    daemon = CaptureDaemon(config, catalog, camera=make_camera(config, marker),
-                           mic=make_microphone(config, marker), pin_factory=factory,
-                           run_command=lambda argv: None)
-    stop = threading.Event()
-    thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        while daemon.state is not State.READY:
-            time.sleep(0.01)
+    _reset_peak_rss()
+    with running_daemon(config) as (daemon, factory):
         time.sleep(1.0)  # the camera is warm, as on a box waiting for its guider
         pin = factory.pin(config.gpio.button_pin)
         pin.drive_low()
@@ -160,12 +167,8 @@ def run_once(config: Config, seconds: float) -> dict[str, Any]:
         while daemon.state is State.FINALIZING:
             time.sleep(0.01)
         finalize_s = time.monotonic() - stop_at
-        rec = catalog.get_recording(daemon.last_recording or "")
-        daemon_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    finally:
-        stop.set()
-        thread.join(60)
-        factory.close()
+        rec = daemon.catalog.get_recording(daemon.last_recording or "")
+        daemon_peak_mb = _vm_hwm_mb(os)  # os.getpid() via the same reader
     assert rec.path is not None, rec.problems
     sync, dropped_barcode = analyse(rec.path)
     return {
@@ -176,7 +179,7 @@ def run_once(config: Config, seconds: float) -> dict[str, Any]:
         "av_offset_first_ms": sync["offsets_ms"][0] if sync["offsets_ms"] else None,
         "av_offset_last_ms": sync["offsets_ms"][-1] if sync["offsets_ms"] else None,
         "av_offset_max_abs_ms": sync["max_abs_offset_ms"],
-        "peak_rss_daemon_process_mb": round(daemon_peak_mb, 1),
+        "peak_rss_daemon_process_mb": daemon_peak_mb,
         "peak_rss_synthetic_encoder_mb": encoder_hwm_mb,
         "finalize_s": round(finalize_s, 2),
         "problems": rec.problems,
@@ -184,6 +187,11 @@ def run_once(config: Config, seconds: float) -> dict[str, Any]:
 
 
 def main() -> int:
+    if os.environ.get("MALLOC_ARENA_MAX") != "2":
+        # As the systemd unit runs the daemon: glibc's per-thread malloc arenas would
+        # otherwise keep freed frame buffers resident.
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  os.environ | {"MALLOC_ARENA_MAX": "2"})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the loaded run")
     parser.add_argument("--baseline-seconds", type=float, default=11.0)

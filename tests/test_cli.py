@@ -1,0 +1,227 @@
+"""The `vigbox` command-line contract (DESIGN.md §5), run as a real child process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance import __version__
+from appliance.catalog import Catalog
+
+
+def only_line(result: Any) -> str:
+    """stderr of a failed run must be exactly one line; return it."""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vigbox: ")
+    return lines[0]
+
+
+def error_line(result: Any) -> str:
+    """The one human error line of a failed run (debug log records may precede it)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines, "a failure must say what was wrong"
+    mine = [line for line in lines if line.startswith("vigbox: ")]
+    assert mine == [lines[-1]], result.stderr
+    return lines[-1]
+
+
+def catalog_state(data_dir: Path) -> tuple[list[Any], list[Any], list[Any]]:
+    """Cases, recordings and audit log, to show a refused command changed nothing."""
+    with Catalog(data_dir) as catalog:
+        return (catalog.list_cases(), [r.to_json() for r in catalog.list_recordings()],
+                catalog.audit_log())
+
+
+# -- one JSON document ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("recordings", "--json"), []),
+    (("cases", "--json"), []),
+    (("recover", "--json"), []),
+])
+def test_json_lists_on_empty_data_dir(vigbox: Any, args: tuple[str, ...],
+                                      expected: list[Any]) -> None:
+    result = vigbox(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.json() == expected  # json.loads refuses anything after the document
+
+
+def test_config_check_json_is_one_document(vigbox: Any, data_dir: Path) -> None:
+    result = vigbox("config", "check", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = result.json()
+    assert isinstance(doc, dict)
+    assert doc["data_dir"] == str(data_dir)
+
+
+def test_human_output_without_json(vigbox: Any) -> None:
+    assert vigbox("recordings").stdout.strip() == "no recordings yet"
+    assert vigbox("cases").stdout.strip() == "no cases yet"
+    assert vigbox("recover").stdout.strip() == "nothing to recover"
+
+
+def test_version() -> None:
+    proc = subprocess.run([sys.executable, "-m", "appliance", "--version"], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"vigbox {__version__}"
+
+
+# -- cases ---------------------------------------------------------------------------------
+
+
+def test_cases_add_and_list(vigbox: Any) -> None:
+    result = vigbox("cases", "add", "VIG-2026-014", "--consent", "filming, supervision",
+                    "--date", "2026-01-15", "--json")
+    assert result.returncode == 0, result.stderr
+    case = result.json()
+    assert case["code"] == "VIG-2026-014"
+    assert case["consent"] == {"filming": "2026-01-15", "supervision": "2026-01-15"}
+
+    human = vigbox("cases", "add", "VIG-2026-015")
+    assert human.returncode == 0, human.stderr
+    assert "added case VIG-2026-015 (consent: none yet)" in human.stdout
+
+    listed = vigbox("cases", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [c["code"] for c in listed.json()] == ["VIG-2026-014", "VIG-2026-015"]
+    assert listed.json()[0] == case
+
+
+def test_cases_add_consent_defaults_to_today(vigbox: Any) -> None:
+    from datetime import date
+
+    before = date.today().isoformat()
+    result = vigbox("cases", "add", "VIG-2026-016", "--consent", "training", "--json")
+    after = date.today().isoformat()
+    assert result.returncode == 0, result.stderr
+    assert result.json()["consent"]["training"] in (before, after)
+
+
+@pytest.mark.parametrize("args, reason", [
+    (("cases", "add", "Smith"), "never a family name"),
+    (("cases", "add", "vig-2026-1"), "not valid"),
+    (("cases", "add", "VIG-2026-020", "--consent", "filming,publicity"), "publicity"),
+    (("cases", "add", "VIG-2026-020", "--consent", "filming", "--date", "2026-02-30"),
+     "YYYY-MM-DD"),
+    (("cases", "add", "VIG-2026-020", "--consent", "filming", "--date", "15/01/2026"),
+     "YYYY-MM-DD"),
+    (("cases", "add", "VIG-2026-001"), "already exists"),
+])
+def test_cases_add_refused(vigbox: Any, data_dir: Path, args: tuple[str, ...],
+                           reason: str) -> None:
+    with Catalog(data_dir) as catalog:
+        catalog.add_case("VIG-2026-001", {"filming": "2026-01-01"})
+    before = catalog_state(data_dir)
+    result = vigbox(*args, "--json")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert reason in only_line(result)
+    assert catalog_state(data_dir) == before
+
+
+# -- record --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds, status", [
+    ("0", 1), ("-1", 1), ("100000", 1), ("abc", 2), ("nan", 1), ("inf", 1),
+])
+def test_record_bad_seconds(vigbox: Any, data_dir: Path, seconds: str, status: int) -> None:
+    result = vigbox("record", "--simulate", "--seconds", seconds, "--json")
+    assert result.returncode == status
+    assert result.stdout == ""
+    assert "--seconds" in only_line(result)
+    _, recordings, _ = catalog_state(data_dir)
+    assert recordings == []
+    assert not (data_dir / "recordings").exists() or \
+        list((data_dir / "recordings").iterdir()) == []
+
+
+def test_record_needs_filming_consent(vigbox: Any, data_dir: Path) -> None:
+    with Catalog(data_dir) as catalog:
+        catalog.add_case("VIG-2026-030", {"supervision": "2026-01-01", "training": "2026-01-01"})
+    result = vigbox("record", "--simulate", "--seconds", "2", "--case", "VIG-2026-030", "--json",
+                    timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    line = error_line(result)
+    assert "consent" in line
+    assert "VIG-2026-030" in line
+    _, recordings, _ = catalog_state(data_dir)
+    assert recordings == []
+
+
+def test_record_unknown_case_refused(vigbox: Any, data_dir: Path) -> None:
+    result = vigbox("record", "--simulate", "--seconds", "2", "--case", "VIG-2026-404",
+                    "--json", timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "VIG-2026-404" in error_line(result)
+    _, recordings, _ = catalog_state(data_dir)
+    assert recordings == []
+
+
+def test_record_with_filming_consent(vigbox: Any, data_dir: Path) -> None:
+    with Catalog(data_dir) as catalog:
+        catalog.add_case("VIG-2026-031", {"filming": "2026-01-01"})
+    result = vigbox("record", "--simulate", "--seconds", "2", "--case", "VIG-2026-031", "--json",
+                    timeout=60)
+    assert result.returncode == 0, result.stderr
+    doc = result.json()
+    assert doc["case"] == "VIG-2026-031"
+    assert doc["status"] == "ready"
+    assert doc["duration_s"] == pytest.approx(2.0, abs=0.5)
+    assert Path(doc["path"]).is_file()
+    assert Path(doc["path"]).is_relative_to(data_dir)
+    _, recordings, _ = catalog_state(data_dir)
+    assert [r["id"] for r in recordings] == [doc["id"]]
+    assert recordings[0]["case"] == "VIG-2026-031"
+
+    listed = vigbox("recordings", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["id"] for r in listed.json()] == [doc["id"]]
+
+
+# -- usage errors and the daemon -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ("frobnicate",),
+    (),
+    ("record",),                      # --seconds is required
+    ("recordings", "--colour"),
+    ("ctl", "reboot"),
+    ("config",),                      # needs `check`
+])
+def test_usage_errors_exit_2_one_line(vigbox: Any, args: tuple[str, ...]) -> None:
+    result = vigbox(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "--help" in only_line(result)
+
+
+def test_ctl_status_without_daemon(vigbox: Any) -> None:
+    result = vigbox("ctl", "status", "--json", timeout=30)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "not running" in only_line(result)
+
+
+def test_ctl_case_only_with_start(vigbox: Any) -> None:
+    result = vigbox("ctl", "stop", "--case", "VIG-2026-001")
+    assert result.returncode == 1
+    assert "ctl start" in only_line(result)
+
+
+def test_check_sync_missing_file(vigbox: Any, tmp_path: Path) -> None:
+    result = vigbox("check-sync", str(tmp_path / "none.mp4"), "--json")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "not a file" in only_line(result)
