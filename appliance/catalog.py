@@ -89,7 +89,11 @@ class Catalog:
         except (OSError, sqlite3.Error) as e:
             raise CatalogError(f"cannot open the catalog at {self.path}: {e}") from None
         self._lock = threading.RLock()
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         """Close the database connection."""
@@ -157,14 +161,7 @@ class Catalog:
     def add_case(self, code: str, consents: dict[str, str], *, actor: str = "cli") -> None:
         """Register a case by its pseudonymous code with the consent scopes given."""
         check_case_code(code)
-        for scope, when in consents.items():
-            if scope not in CONSENT_SCOPES:
-                raise InputError(f"unknown consent scope {scope!r}; "
-                                 f"use {', '.join(CONSENT_SCOPES)}")
-            try:
-                date.fromisoformat(when)
-            except ValueError:
-                raise InputError(f"consent date {when!r} for {scope} is not YYYY-MM-DD") from None
+        _check_consents(consents)
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM cases WHERE code=?", (code,)).fetchone():
                 raise InputError(f"case {code} already exists")
@@ -173,6 +170,24 @@ class Catalog:
                 " consent_training) VALUES (?,?,?,?,?)",
                 (code, utc_now(), *(consents.get(s) for s in CONSENT_SCOPES)))
             self._audit(db, "case.add", code, actor, {"consent": sorted(consents)})
+
+    def set_consent(self, code: str, consents: dict[str, str | None], *,
+                    actor: str = "cli") -> dict[str, Any]:
+        """Record consent given (a date) or withdrawn (None) for scopes of a case."""
+        _check_consents({s: w for s, w in consents.items() if w is not None})
+        for scope in consents:
+            if scope not in CONSENT_SCOPES:
+                raise InputError(f"unknown consent scope {scope!r}; "
+                                 f"use {', '.join(CONSENT_SCOPES)}")
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM cases WHERE code=?", (code,)).fetchone() is None:
+                raise NotFoundError(f"no case {code!r}; add it with `vigbox cases add {code}`")
+            for scope, when in consents.items():
+                db.execute(f"UPDATE cases SET consent_{scope}=? WHERE code=?", (when, code))
+            self._audit(db, "case.consent", code, actor,
+                        {"given": sorted(s for s, w in consents.items() if w),
+                         "withdrawn": sorted(s for s, w in consents.items() if w is None)})
+        return self.get_case(code)
 
     def get_case(self, code: str) -> dict[str, Any]:
         """One case as plain data; NotFoundError if there is none."""
@@ -296,6 +311,16 @@ class Catalog:
                 "SELECT id, recording_id, at_s, source, tag, note, created_at FROM moments"
                 " WHERE recording_id=? ORDER BY at_s, id", (rec_id,)).fetchall()
         return [dict(r) for r in rows]
+
+
+def _check_consents(consents: dict[str, str]) -> None:
+    for scope, when in consents.items():
+        if scope not in CONSENT_SCOPES:
+            raise InputError(f"unknown consent scope {scope!r}; use {', '.join(CONSENT_SCOPES)}")
+        try:
+            date.fromisoformat(when)
+        except (TypeError, ValueError):
+            raise InputError(f"consent date {when!r} for {scope} is not YYYY-MM-DD") from None
 
 
 def _case_json(row: sqlite3.Row) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def build_parser() -> Parser:
     c.add_argument("--case", help="case code the recording belongs to")
 
     c = command("cases", "list cases, or add one with `cases add`", cmd_cases)
-    cases_sub = c.add_subparsers(dest="cases_command", metavar="add", parser_class=Parser)
+    cases_sub = c.add_subparsers(dest="cases_command", metavar="add|consent",
+                                 parser_class=Parser)
     a = cases_sub.add_parser("add", help="add a case by its pseudonymous code")
     a.add_argument("code", help="pseudonymous case code, e.g. VIG-2026-014 (never a name)")
     a.add_argument("--consent", default="",
@@ -79,6 +80,13 @@ def build_parser() -> Parser:
     a.add_argument("--date", dest="consent_date", default=None,
                    help="date consent was given, YYYY-MM-DD (default today)")
     a.add_argument("--json", action="store_true", help="print one JSON document")
+    g = cases_sub.add_parser("consent", help="record consent given or withdrawn for a case")
+    g.add_argument("code", help="the case code")
+    g.add_argument("--give", default="", help="scopes given, comma-separated")
+    g.add_argument("--withdraw", default="", help="scopes withdrawn, comma-separated")
+    g.add_argument("--date", dest="consent_date", default=None,
+                   help="date consent was given, YYYY-MM-DD (default today)")
+    g.add_argument("--json", action="store_true", help="print one JSON document")
 
     c = command("config", "check the configuration", cmd_config, json_flag=False)
     config_sub = c.add_subparsers(dest="config_command", required=True, metavar="check",
@@ -133,6 +141,10 @@ def describe_recording(rec: Recording) -> str:
     length = f"{rec.duration_s:.1f} s" if rec.duration_s is not None else "-"
     extra = f"  ({'; '.join(rec.problems)})" if rec.problems else ""
     return f"{rec.id}  {rec.status:<10} {length:>8}  {rec.path or rec.dir}{extra}"
+
+
+def _scopes(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -231,11 +243,23 @@ def cmd_cases(args: argparse.Namespace, config: Config) -> int:
     with open_catalog(config) as catalog:
         if args.cases_command == "add":
             when = args.consent_date or date.today().isoformat()
-            scopes = [s.strip() for s in args.consent.split(",") if s.strip()]
-            catalog.add_case(args.code, {s: when for s in scopes})
+            catalog.add_case(args.code, {s: when for s in _scopes(args.consent)})
             case = catalog.get_case(args.code)
             given = ", ".join(case["consent"]) or "none yet"
             emit(args, case, f"added case {case['code']} (consent: {given})")
+            return 0
+        if args.cases_command == "consent":
+            when = args.consent_date or date.today().isoformat()
+            give, withdraw = _scopes(args.give), _scopes(args.withdraw)
+            if not give and not withdraw:
+                raise InputError("say which consent changes: --give and/or --withdraw "
+                                 f"with scopes from {','.join(CONSENT_SCOPES)}")
+            if set(give) & set(withdraw):
+                raise InputError("a scope cannot be given and withdrawn at once")
+            changes: dict[str, str | None] = {s: when for s in give} | {s: None for s in withdraw}
+            case = catalog.set_consent(args.code, changes)
+            emit(args, case, f"case {case['code']} consent: "
+                 f"{', '.join(case['consent']) or 'none'}")
             return 0
         cases = catalog.list_cases()
     emit(args, cases, "\n".join(f"{c['code']}  consent: {', '.join(c['consent']) or 'none'}"

@@ -62,7 +62,7 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
         proc.wait(timeout)
 
 
-def run(argv: Sequence[str], *, timeout: float, what: str) -> str:
+def run(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = False) -> str:
     """Run ffmpeg/ffprobe to completion; return stdout, or raise MediaError with stderr's tail."""
     require(argv[0])
     log.debug("running %s", " ".join(argv))
@@ -73,18 +73,22 @@ def run(argv: Sequence[str], *, timeout: float, what: str) -> str:
         raise MediaError(f"{what}: {argv[0]} took longer than {timeout:.0f} s") from None
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.decode("utf-8", "replace").splitlines()[-STDERR_LINES:])
-        log.error("%s failed (exit %s):\n%s", what, proc.returncode, tail)
+        # quiet: a failure the caller expects and explains (e.g. probing a file that is
+        # not a video): the detail is for debugging, not an error of the box.
+        log.log(logging.DEBUG if quiet else logging.ERROR, "%s failed (exit %s):\n%s", what,
+                proc.returncode, tail)
         last = tail.splitlines()[-1] if tail else "no message"
         raise MediaError(f"{what} failed: {last}")
     return proc.stdout.decode("utf-8", "replace")
 
 
-def probe(path: Path, *, count_packets: bool = False, timeout: float = 60) -> dict[str, Any]:
+def probe(path: Path, *, count_packets: bool = False, timeout: float = 60,
+          quiet: bool = False) -> dict[str, Any]:
     """ffprobe's JSON description of a media file (format and streams)."""
     argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
     if count_packets:
         argv.append("-count_packets")
-    out = run([*argv, str(path)], timeout=timeout, what=f"reading {path.name}")
+    out = run([*argv, str(path)], timeout=timeout, what=f"reading {path.name}", quiet=quiet)
     try:
         return json.loads(out)
     except json.JSONDecodeError:

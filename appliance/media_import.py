@@ -63,7 +63,7 @@ def inspect(path: Path) -> SourceInfo:
     if not path.is_file():
         raise InputError(f"{path} is not a file")
     try:
-        info = ffmpeg_tool.probe(path, timeout=120)
+        info = ffmpeg_tool.probe(path, timeout=120, quiet=True)
     except MediaError:
         raise InputError(f"{path.name} is not a video file ffmpeg can read; "
                          "import an MP4, MOV, MKV or similar film") from None
@@ -134,8 +134,10 @@ def transcode_argv(src: Path, out: Path, fps: int) -> list[str]:
 
 def import_video(catalog: Catalog, src: Path, *, case: str | None = None) -> Recording:
     """Import `src` as a new ready recording; nothing is left behind on failure."""
-    if case is not None:
-        catalog.get_case(case)
+    if case is not None and "filming" not in catalog.get_case(case)["consent"]:
+        raise InputError(f"case {case} has no consent to filming on record, so no film can "
+                         f"be kept for it; record it first: `vigbox cases consent {case} "
+                         "--give filming`")
     info = inspect(src)
     recordings = catalog.data_dir / "recordings"
     recordings.mkdir(parents=True, exist_ok=True)

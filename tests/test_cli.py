@@ -225,3 +225,20 @@ def test_check_sync_missing_file(vigbox: Any, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert "not a file" in only_line(result)
+
+
+def test_consent_can_be_given_and_withdrawn_later(vigbox: Any) -> None:
+    assert vigbox("cases", "add", "VIG-2026-050").returncode == 0
+    given = vigbox("cases", "consent", "VIG-2026-050", "--give", "filming,training",
+                   "--date", "2026-10-01", "--json")
+    assert given.returncode == 0, given.stderr
+    assert given.json()["consent"] == {"filming": "2026-10-01", "training": "2026-10-01"}
+    withdrawn = vigbox("cases", "consent", "VIG-2026-050", "--withdraw", "training", "--json")
+    assert withdrawn.json()["consent"] == {"filming": "2026-10-01"}
+    for bad in (["--give", "filming", "--withdraw", "filming"], [], ["--give", "everything"],
+                ["--give", "filming", "--date", "yesterday"]):
+        result = vigbox("cases", "consent", "VIG-2026-050", *bad)
+        assert result.returncode == 1
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    listed = vigbox("cases", "--json").json()
+    assert listed[0]["consent"] == {"filming": "2026-10-01"}

@@ -322,6 +322,16 @@ def test_known_case_is_recorded(vigbox: Any, media: Callable[[str], Path],
     assert ("recording.ready", "import") in entries
 
 
+def test_case_without_filming_consent_refused(vigbox: Any, media: Callable[[str], Path],
+                                              data_dir: Path) -> None:
+    with Catalog(data_dir) as catalog:
+        catalog.add_case("VIG-2026-022", {"supervision": "2026-02-01"})
+    result = vigbox("import", str(media("h264_aac.mp4")), "--case", "VIG-2026-022", "--json")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no consent to filming" in error_line(result)
+    assert_nothing_left(data_dir)
+
+
 # -- (e) function level --------------------------------------------------------------------
 
 

@@ -104,7 +104,8 @@ class Session:
         preflight(self.config, data_dir, self.camera, self.mic)
         if self.case is not None and "filming" not in self.catalog.get_case(self.case)["consent"]:
             raise PreflightError(f"case {self.case} has no consent to filming on record; "
-                                 f"add it with `vigbox cases add` before recording")
+                                 f"record it first: `vigbox cases consent {self.case} "
+                                 "--give filming`")
         self.id = new_recording_id()
         self.directory = data_dir / "recordings" / self.id
         # The row comes first: a crash after it leaves a row that recovery can close.
