@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +22,7 @@ from appliance.capture.status_light import Light
 from appliance.catalog import Catalog
 from appliance.config import Config
 from appliance.errors import ControlError
+from tests.processes import DaemonProcess
 
 TIMEOUT_S = 30
 
@@ -223,10 +221,7 @@ def test_stopping_the_service_finishes_the_recording(daemon_config: Config,
 @pytest.mark.slow
 def test_capture_and_ctl_commands_end_to_end(vigbox: Any, cli_env: dict[str, str],
                                              data_dir: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "appliance", "capture", "--simulate"],
-                            env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
+    with DaemonProcess(cli_env, "--simulate") as daemon:
         wait_until(lambda: vigbox("ctl", "status").returncode == 0, "the daemon")
         assert vigbox("ctl", "status", "--json").json()["state"] == "ready"
         start = vigbox("ctl", "start", "--json")
@@ -238,18 +233,7 @@ def test_capture_and_ctl_commands_end_to_end(vigbox: Any, cli_env: dict[str, str
         assert stop.returncode == 0, stop.stderr
         assert stop.json()["recording"]["status"] == "ready"
         assert Path(stop.json()["recording"]["path"]).exists()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(TIMEOUT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            assert proc.stderr is not None
-            log = proc.stderr.read().decode()
-            proc.stderr.close()
-    assert proc.returncode == 0, log
+    assert daemon.returncode == 0, daemon.log
     assert not (data_dir / "capture.sock").exists()
     gone = vigbox("ctl", "status")
     assert gone.returncode == 1 and "not running" in gone.stderr

@@ -18,6 +18,7 @@ from appliance.capture.session import lock_directory
 from appliance.capture.sync_check import measure_sync
 from appliance.catalog import Catalog, utc_now
 from tests.media import frame_indices, gaps, streams
+from tests.processes import DaemonProcess
 
 WAIT_S = 30
 
@@ -146,25 +147,11 @@ def test_stale_import_staging_is_removed(data_dir: Path) -> None:
 def test_capture_daemon_recovers_on_start(data_dir: Path, cli_env: dict[str, str],
                                           config_file: Path) -> None:
     kill_mid_recording(data_dir, cli_env, 2.0)
-    proc = subprocess.Popen([sys.executable, "-m", "appliance", "capture"], env=cli_env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
+    with DaemonProcess(cli_env) as daemon:
         wait_for(lambda: (data_dir / "capture.sock").exists(), WAIT_S, "the control socket")
         with Catalog(data_dir) as catalog:
             [rec] = catalog.list_recordings()
         assert rec.status == "recovered"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(WAIT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            assert proc.stderr is not None
-            log = proc.stderr.read().decode()
-            proc.stderr.close()
-    assert proc.returncode == 0, log
-    assert "recovered" in log
+    assert daemon.returncode == 0, daemon.log
+    assert "recovered" in daemon.log
     assert os.path.exists(rec.path)  # type: ignore[arg-type]
