@@ -121,6 +121,7 @@ def setup_logging(level: str = "info") -> None:
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr,
                         force=True)
+    logging.captureWarnings(True)  # library warnings become log lines, not raw stderr
 
 
 def emit(args: argparse.Namespace, document: Any, human: str) -> None:
