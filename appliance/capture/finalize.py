@@ -43,14 +43,20 @@ class FinalizeResult:
 
 
 def mux_argv(video: Path, audio: Path | None, fps: int, out: Path) -> list[str]:
-    """ffmpeg argv: raw H.264 at `fps` (+ aligned WAV) → MP4, video copied, audio AAC."""
+    """ffmpeg argv: raw H.264 at `fps` (+ aligned audio) → MP4, video copied.
+
+    Audio given as WAV is encoded to AAC; given as ADTS (.aac, encoded while
+    recording) it is copied too, making the whole finalize a remux."""
     # Input -r stamps frame k at exactly k/fps; a timescale of fps*1000 keeps it exact
     # (the demuxer's own microsecond stamps drift ~6 ms over 10 minutes).
     video_in = ffmpeg.input(str(video), format="h264", r=fps)
     streams = [video_in.video]
     options: dict[str, object] = {"vcodec": "copy", "movflags": "+faststart", "format": "mp4",
                                   "video_track_timescale": fps * 1000}
-    if audio is not None:
+    if audio is not None and audio.suffix == ".aac":
+        streams.append(ffmpeg.input(str(audio), format="aac").audio)
+        options |= {"acodec": "copy"}
+    elif audio is not None:
         streams.append(ffmpeg.input(str(audio), format="wav").audio)
         options |= {"acodec": "aac", "b:a": "128k"}
     return (ffmpeg.output(*streams, str(out), **options)
@@ -135,20 +141,30 @@ def write_aligned_audio(directory: Path, frames: list[FrameEntry], chunks: list[
 
 def _interpolate(source: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Linear interpolation of `source` at fractional positions; silence outside it."""
-    inside = (pos >= 0) & (pos <= len(source) - 1)
+    return interpolate_window(source, 0, pos)
+
+
+def interpolate_window(window: np.ndarray, first: int, pos: np.ndarray) -> np.ndarray:
+    """Interpolate samples `first ..` (held in `window`) at positions `pos`; silence
+    wherever a position falls outside the window."""
+    rel = pos - first
+    inside = (rel >= 0) & (rel <= len(window) - 1)
     out = np.zeros(len(pos), dtype=np.float64)
-    p = pos[inside]
-    i = np.minimum(p.astype(np.int64), len(source) - 2) if len(source) > 1 else p.astype(np.int64)
+    p = rel[inside]
+    i = np.minimum(p.astype(np.int64), len(window) - 2) if len(window) > 1 else p.astype(np.int64)
     frac = p - i
-    a = source[i].astype(np.float64)
-    b = source[np.minimum(i + 1, len(source) - 1)].astype(np.float64)
+    a = window[i].astype(np.float64)
+    b = window[np.minimum(i + 1, len(window) - 1)].astype(np.float64)
     out[inside] = a + (b - a) * frac
     return np.clip(np.rint(out), -32768, 32767).astype("<i2")
 
 
 def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
-             mic_failed: bool = False) -> FinalizeResult:
-    """Build `out` from the journal in `directory`; raw files are left for the caller."""
+             mic_failed: bool = False, live_audio: Path | None = None) -> FinalizeResult:
+    """Build `out` from the journal in `directory`; raw files are left for the caller.
+
+    `live_audio`: the aligned audio already encoded while recording (then both
+    streams are only copied)."""
     frames = read_video_index(directory)
     if not frames:
         raise MediaError("the recording has no complete video frame")
@@ -160,14 +176,20 @@ def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
     chunks = read_audio_index(directory)
     wav: Path | None = None
     timeline = None
-    if chunks:
-        wav = directory / ".aligned.wav"
-        timeline = write_aligned_audio(directory, frames, chunks, fps, sample_rate, wav)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        ffmpeg_tool.run(mux_argv(video_path, wav, fps, tmp), timeout=600,
-                        what="finalizing the recording")
-        _verify(tmp, len(frames), fps, audio=wav is not None)
+        if chunks and live_audio is not None:
+            timeline = MicTimeline(chunks, sample_rate)  # for the reported mic rate
+            ffmpeg_tool.run(mux_argv(video_path, live_audio, fps, tmp), timeout=600,
+                            what="finalizing the recording")
+        else:
+            if chunks:
+                wav = directory / ".aligned.wav"
+                timeline = write_aligned_audio(directory, frames, chunks, fps, sample_rate,
+                                               wav)
+            ffmpeg_tool.run(mux_argv(video_path, wav, fps, tmp), timeout=600,
+                            what="finalizing the recording")
+        _verify(tmp, len(frames), fps, audio=bool(chunks))
         publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -96,6 +96,10 @@ class Journal:
         self.queue_drops = 0
         self.first_pts_ns: int | None = None
         self.last_pts_ns: int | None = None
+        # What is on disk, kept in memory too (appended by the writer thread only) so
+        # the live audio encoder can follow the recording without re-reading indexes.
+        self.frame_pts: list[int] = []
+        self.chunks: list[ChunkEntry] = []
 
     @property
     def bytes_written(self) -> int:
@@ -163,10 +167,12 @@ class Journal:
                 self.frames_written += 1
                 self.first_pts_ns = self.first_pts_ns or item.pts_ns
                 self.last_pts_ns = item.pts_ns
+                self.frame_pts.append(item.pts_ns)
             else:
                 self._files[AUDIO].append(item.samples)
                 line = f"{item.adc_ns} {self.samples_written} {item.frames}\n"
                 self._files[AUDIO_INDEX].append(line.encode())
+                self.chunks.append(ChunkEntry(item.adc_ns, self.samples_written, item.frames))
                 self.samples_written += item.frames
         except OSError as e:
             self._fail(e)

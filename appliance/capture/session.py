@@ -22,6 +22,7 @@ from typing import IO, Any
 from appliance.capture import journal as journal_files
 from appliance.capture.finalize import finalize
 from appliance.capture.journal import Journal
+from appliance.capture.live_audio import LIVE_AAC, LiveAudioEncoder
 from appliance.capture.preflight import MB, preflight
 from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
 from appliance.catalog import Catalog, Recording, utc_now
@@ -83,6 +84,7 @@ class Session:
         self.first_pts_ns: int | None = None
         self.problems: list[str] = []
         self._journal: Journal | None = None
+        self._live_audio: LiveAudioEncoder | None = None
         self._lock_handle: IO[bytes] | None = None
         self._last_frame_at = 0
         self._stop_reason: str | None = None
@@ -120,6 +122,15 @@ class Session:
         self._journal = Journal(self.directory, fsync_interval_s=self.config.recording
                                 .fsync_interval_s, on_error=self._writer_error)
         self._journal.open()
+        if self.mic is not None:
+            self._live_audio = LiveAudioEncoder(self.directory, self._journal,
+                                                fps=self.camera.fps,
+                                                sample_rate=self._sample_rate())
+            try:
+                self._live_audio.start()
+            except ApplianceError as e:  # finalize then encodes the audio at the end
+                log.warning("live audio encoding unavailable: %s", e)
+                self._live_audio = None
         self._last_frame_at = self._clock()
         try:
             if self.mic is not None:
@@ -305,10 +316,19 @@ class Session:
                 log.warning("disk full: released the %d MB ballast", BALLAST_MB)
         rec = self.catalog.update_recording(self.id, status="finalizing",
                                             problems=self.problems)
+        live = self._live_audio.finish() if self._live_audio is not None else None
         try:
-            result = finalize(self.directory, self.directory / "recording.mp4",
-                              fps=self.camera.fps, sample_rate=self._sample_rate(),
-                              mic_failed=self._mic_failed is not None)
+            try:
+                result = finalize(self.directory, self.directory / "recording.mp4",
+                                  fps=self.camera.fps, sample_rate=self._sample_rate(),
+                                  mic_failed=self._mic_failed is not None, live_audio=live)
+            except ApplianceError as e:
+                if live is None:
+                    raise
+                log.warning("finalizing with the live audio failed (%s); encoding it again", e)
+                result = finalize(self.directory, self.directory / "recording.mp4",
+                                  fps=self.camera.fps, sample_rate=self._sample_rate(),
+                                  mic_failed=self._mic_failed is not None)
         except ApplianceError as e:
             return self._fail(f"could not finalize ({e}); the raw recording is kept, "
                               "run `vigbox recover` once there is room")
@@ -349,6 +369,8 @@ class Session:
                 self._problem(f"{source.name} did not stop cleanly: {e}")
 
     def _release(self) -> None:
+        if self._live_audio is not None:
+            self._live_audio.abort()
         if self._lock_handle is not None:
             self._lock_handle.close()
             self._lock_handle = None
@@ -371,5 +393,5 @@ class Session:
 def remove_journal(directory: Path) -> None:
     """Delete the raw journal once the MP4 is published and verified."""
     for name in (journal_files.VIDEO, journal_files.VIDEO_INDEX, journal_files.AUDIO,
-                 journal_files.AUDIO_INDEX):
+                 journal_files.AUDIO_INDEX, LIVE_AAC, f".{LIVE_AAC}.tmp"):
         (directory / name).unlink(missing_ok=True)
