@@ -9,6 +9,7 @@ plugins, plainly wrong; `AdcClock` turns them into first-sample times on
 
 from __future__ import annotations
 
+import atexit
 import collections
 import importlib
 import logging
@@ -26,7 +27,7 @@ TIMING_WINDOW_S = 2.0          # how much block history the time estimates look 
 PORTAUDIO_SPREAD_NS = 5e6      # PortAudio times are believed only if this steady...
 PORTAUDIO_SLACK_NS = 2e6       # ...and no later than the block's arrival allows (+ this)
 LATENCY_MARGIN_S = 0.05        # beyond the stream's own latency, for "how old can a block be"
-START_TIMEOUT_S = 5.0          # ALSA's pulse plugin takes ~2 s to deliver the first block
+START_TIMEOUT_S = 5.0          # the first block can be slow (~2 s from a PulseAudio null sink)
 CLOSE_TIMEOUT_S = 3.0
 
 
@@ -50,8 +51,9 @@ class AdcClock:
     arrival bounds its time from above: its last sample was taken before it arrived. Blocks
     lie on one line of slope 1/rate (the sample count), anchored at the lowest arrival bound
     in the window (the least delayed callback), or at PortAudio's times when these are steady
-    and physically possible: true on hw devices, false through ALSA's pulse plugin, whose
-    times start 0.5 s early and later run ahead of the arrivals.
+    and physically possible: expected on hw devices (ALSA's status timestamp − delay), false
+    through ALSA's pulse plugin, which calls a 20 ms block 0.3 ms old (and, from a rewinding
+    null sink, starts 0.5 s early, then speeds up).
     """
 
     def __init__(self, sample_rate: int, *, window: int, max_latency_s: float) -> None:
@@ -166,7 +168,7 @@ class SoundDeviceMicrophone(Microphone):
             except (sd.PortAudioError, ValueError):
                 raise MicrophoneError(f"there is no default input device; {listed}") from None
             self._device_name = info["name"]
-            return int(info.get("index", devices.index(info) if info in devices else -1))
+            return int(info["index"])
         want = self.device.lower()
         found = [d for d in devices if want in d["name"].lower()]
         usable = [d for d in found if d["max_input_channels"] > 0]
@@ -327,6 +329,7 @@ class SoundDeviceMicrophone(Microphone):
         closer.join(CLOSE_TIMEOUT_S)
         if closer.is_alive():
             self._stuck = closer
+            _skip_exit_handler(self._sounddevice())
             raise MicrophoneError(f"the audio stream from {self._device_name!r} did not close "
                                   f"within {CLOSE_TIMEOUT_S:g} s; unplug and replug the "
                                   "microphone, then restart vigbox")
@@ -348,6 +351,17 @@ def _rescan(sd: Any) -> None:
         initialize()
     except sd.PortAudioError as e:
         raise MicrophoneError(f"PortAudio could not be re-initialised ({e})") from None
+
+
+def _skip_exit_handler(sd: Any) -> None:
+    """Keep sounddevice's exit handler from hanging the process on a stuck stream.
+
+    At exit it calls Pa_Terminate, which closes every stream and so joins PortAudio's
+    thread, the one that is stuck: the daemon could then never exit.
+    """
+    handler = getattr(sd, "_exit_handler", None)
+    if handler is not None:
+        atexit.unregister(handler)
 
 
 def _seed_offset(clock: AdcClock, stream: Any, sd: Any) -> None:
