@@ -170,7 +170,23 @@ def load_config(path: Path | None = None, *, data_dir: str | None = None) -> Con
 
 def parse_config(table: dict[str, Any], *, source: str = "config") -> Config:
     """Build a Config from a parsed TOML table, rejecting unknown keys and bad values."""
-    return _build(Config, table, prefix="", source=source)
+    config: Config = _build(Config, table, prefix="", source=source)
+    _check_relations(config, source)
+    return config
+
+
+def _check_relations(config: Config, source: str) -> None:
+    """Settings that are fine alone but not together."""
+    g, r = config.gpio, config.recording
+    if g.led_pin == g.button_pin:
+        raise ConfigError(f"{source}: 'gpio.led_pin' and 'gpio.button_pin' are both "
+                          f"{g.led_pin}; the LED and the button need their own pins")
+    if g.hold_shutdown_s <= g.hold_stop_s:
+        raise ConfigError(f"{source}: 'gpio.hold_shutdown_s' ({g.hold_shutdown_s}) must be "
+                          f"longer than 'gpio.hold_stop_s' ({g.hold_stop_s})")
+    if r.warn_before_end_s >= r.max_seconds:
+        raise ConfigError(f"{source}: 'recording.warn_before_end_s' ({r.warn_before_end_s}) "
+                          f"must be less than 'recording.max_seconds' ({r.max_seconds})")
 
 
 def _build(cls: type, table: Any, *, prefix: str, source: str) -> Any:

@@ -44,7 +44,8 @@ def config_for(data_dir: Path, seconds: float, drift_ppm: float) -> Config:
         "camera": {"backend": "synthetic"},
         "microphone": {"backend": "synthetic", "synthetic_drift_ppm": drift_ppm},
         "gpio": {"backend": "mock", "bounce_time_s": 0.0, "hold_stop_s": 0.5},
-        "recording": {"max_seconds": int(seconds) + 30, "reserve_mb": 64, "low_disk_mb": 0},
+        "recording": {"max_seconds": int(seconds) + 30, "warn_before_end_s": 10,
+                      "reserve_mb": 64, "low_disk_mb": 0},
     })
 
 

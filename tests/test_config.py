@@ -280,3 +280,15 @@ def test_cli_missing_config_one_line(vigbox, tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert "absent.toml" in lines[0]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[gpio]\nled_pin = 17\n", "gpio.led_pin"),
+    ("[gpio]\nhold_stop_s = 2.0\nhold_shutdown_s = 2.0\n", "gpio.hold_shutdown_s"),
+    ("[recording]\nmax_seconds = 30\nwarn_before_end_s = 30\n", "recording.warn_before_end_s"),
+])
+def test_settings_that_conflict_are_refused(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "conflict.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(path)
