@@ -84,9 +84,10 @@ PATTERNS: dict[Light, tuple[str, str]] = {
     Light.FINALIZING: ("fast breathing (2 per second)",
                        "saving the recording: wait, do not unplug"),
     Light.WARNING: ("blinking once a second",
-                    "attention: the recording is near its time limit or the disk is nearly full"),
+                    "still recording, but look: a minute left, the disk nearly full, "
+                    "or the microphone stopped"),
     Light.ERROR: ("fast flicker (5 per second)",
-                  "something failed: recording is not possible; restart the box"),
+                  "something failed: press once to try again; if it stays, restart the box"),
     Light.SHUTDOWN: ("bright, then a long fade to off",
                      "shutting down: unplug once the Pi's own green light has stopped"),
     Light.OFF: ("off",
