@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gpiozero import Factory
 
+from appliance.capture.gpio import make_pin_factory
 from appliance.config import Config, load_config
 
 CLI_TIMEOUT_S = 120
@@ -29,6 +31,25 @@ class CliResult:
     def json(self) -> Any:
         """stdout parsed as the one JSON document it must be."""
         return json.loads(self.stdout)
+
+    def error_line(self) -> str:
+        """The one human error line of a failed run (log records may precede it)."""
+        assert "Traceback" not in self.stderr, self.stderr
+        lines = self.stderr.splitlines()
+        assert lines, "a failure must say what was wrong"
+        mine = [line for line in lines if line.startswith("vigbox: ")]
+        assert mine == [lines[-1]], self.stderr
+        return lines[-1]
+
+
+@pytest.fixture
+def factory() -> Iterator[Factory]:
+    """gpiozero's own MockFactory with PWM-capable pins, reset and closed afterwards."""
+    f = make_pin_factory("mock")
+    assert f is not None
+    yield f
+    f.reset()
+    f.close()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from gpiozero import Factory
 from gpiozero.pins.mock import MockPin
 
 from appliance.capture.button import ButtonGestures, Gesture, Press, classify
-from appliance.capture.gpio import make_pin_factory
 from appliance.config import GpioConfig
 from appliance.errors import GpioError
 
@@ -99,15 +98,6 @@ class Box:
 
 
 MakeBox = Callable[..., Box]
-
-
-@pytest.fixture
-def factory() -> Iterator[Factory]:
-    f = make_pin_factory("mock")
-    assert f is not None
-    yield f
-    f.reset()
-    f.close()
 
 
 @pytest.fixture

@@ -21,14 +21,6 @@ def only_line(result: Any) -> str:
     return lines[0]
 
 
-def error_line(result: Any) -> str:
-    """The one human error line of a failed run (debug log records may precede it)."""
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.splitlines()
-    assert lines, "a failure must say what was wrong"
-    mine = [line for line in lines if line.startswith("vigbox: ")]
-    assert mine == [lines[-1]], result.stderr
-    return lines[-1]
 
 
 def catalog_state(data_dir: Path) -> tuple[list[Any], list[Any], list[Any]]:
@@ -151,7 +143,7 @@ def test_record_needs_filming_consent(vigbox: Any, data_dir: Path) -> None:
                     timeout=60)
     assert result.returncode == 1
     assert result.stdout == ""
-    line = error_line(result)
+    line = result.error_line()
     assert "consent" in line
     assert "VIG-2026-030" in line
     _, recordings, _ = catalog_state(data_dir)
@@ -163,7 +155,7 @@ def test_record_unknown_case_refused(vigbox: Any, data_dir: Path) -> None:
                     "--json", timeout=60)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert "VIG-2026-404" in error_line(result)
+    assert "VIG-2026-404" in result.error_line()
     _, recordings, _ = catalog_state(data_dir)
     assert recordings == []
 

@@ -104,14 +104,6 @@ def assert_nothing_left(data_dir: Path) -> None:
     assert list(data_dir.rglob("*.mp4*")) == []
 
 
-def error_line(result: Any) -> str:
-    """The one human error line of a failed run (log records may precede it on stderr)."""
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.splitlines()
-    assert lines, "a failure must say what was wrong"
-    mine = [line for line in lines if line.startswith("vigbox: ")]
-    assert mine == [lines[-1]], result.stderr
-    return lines[-1]
 
 
 # -- media ---------------------------------------------------------------------------------
@@ -282,7 +274,7 @@ def test_refused_leaves_nothing_behind(vigbox: Any, media: Callable[[str], Path]
     result = vigbox("import", str(src), "--json")
     assert result.returncode == 1
     assert result.stdout == ""
-    line = error_line(result)
+    line = result.error_line()
     assert reason in line
     assert src.name in line
     assert_nothing_left(data_dir)
@@ -293,7 +285,7 @@ def test_import_of_a_directory_refused(vigbox: Any, data_dir: Path, tmp_path: Pa
     folder.mkdir()
     result = vigbox("import", str(folder), "--json")
     assert result.returncode == 1
-    assert "not a file" in error_line(result)
+    assert "not a file" in result.error_line()
     assert_nothing_left(data_dir)
 
 
@@ -305,7 +297,7 @@ def test_unknown_case_refused(vigbox: Any, media: Callable[[str], Path],
     result = vigbox("import", str(media("h264_aac.mp4")), "--case", "VIG-2026-404", "--json")
     assert result.returncode == 1
     assert result.stdout == ""
-    assert "VIG-2026-404" in error_line(result)
+    assert "VIG-2026-404" in result.error_line()
     assert_nothing_left(data_dir)
 
 
@@ -328,7 +320,7 @@ def test_case_without_filming_consent_refused(vigbox: Any, media: Callable[[str]
         catalog.add_case("VIG-2026-022", {"supervision": "2026-02-01"})
     result = vigbox("import", str(media("h264_aac.mp4")), "--case", "VIG-2026-022", "--json")
     assert result.returncode == 1 and result.stdout == ""
-    assert "no consent to filming" in error_line(result)
+    assert "no consent to filming" in result.error_line()
     assert_nothing_left(data_dir)
 
 

@@ -71,15 +71,6 @@ def quiet_for(pin: MockPWMPin, seconds: float) -> bool:
 
 
 @pytest.fixture
-def factory() -> Iterator[Factory]:
-    f = make_pin_factory("mock")
-    assert f is not None
-    yield f
-    f.reset()
-    f.close()
-
-
-@pytest.fixture
 def make_light(factory: Factory) -> Iterator[MakeLight]:
     lights: list[StatusLight] = []
 
