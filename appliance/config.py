@@ -186,7 +186,8 @@ def _check_relations(config: Config, source: str) -> None:
                           f"longer than 'gpio.hold_stop_s' ({g.hold_stop_s})")
     if r.warn_before_end_s >= r.max_seconds:
         raise ConfigError(f"{source}: 'recording.warn_before_end_s' ({r.warn_before_end_s}) "
-                          f"must be less than 'recording.max_seconds' ({r.max_seconds})")
+                          f"must be less than 'recording.max_seconds' ({r.max_seconds}); "
+                          "lower the warning for short recordings")
 
 
 def _build(cls: type, table: Any, *, prefix: str, source: str) -> Any:

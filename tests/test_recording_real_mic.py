@@ -40,7 +40,7 @@ device = "pulse"
 [gpio]
 backend = "mock"
 [recording]
-max_seconds = 60
+max_seconds = 120
 reserve_mb = 16
 ''')
     return cli_env | server.env | {"VIGBOX_CONFIG": str(config)}
@@ -50,6 +50,22 @@ def start_record(env: dict[str, str], seconds: float) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "appliance", "record", "--seconds",
                              str(seconds), "--json"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_frames(proc: subprocess.Popen[str], data_dir: Path, count: int) -> None:
+    """Wait until `count` frames are on disk; fail with the child's words if it died."""
+    def ready() -> bool:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"vigbox record exited {proc.returncode} early:\n{err}\n{out}")
+        return video_frames_on_disk(data_dir) >= count
+    try:
+        wait_for(ready, RECORD_TIMEOUT_S, "frames")
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        raise
 
 
 def finish(proc: subprocess.Popen[str]) -> dict[str, object]:
@@ -78,7 +94,7 @@ def tone_level(path: Path, hz: float = 1000.0) -> float:
 def test_recording_with_the_real_microphone_path(env: dict[str, str], server: PulseServer,
                                                  data_dir: Path, tmp_path: Path) -> None:
     proc = start_record(env, 5)
-    wait_for(lambda: video_frames_on_disk(data_dir) >= 30, RECORD_TIMEOUT_S, "frames")
+    wait_frames(proc, data_dir, 30)
     player = server.play(tone_wav(tmp_path / "tone.wav", seconds=1.5))
     rec = finish(proc)
     player.wait(10)
@@ -96,7 +112,7 @@ def test_microphone_lost_mid_recording_the_film_goes_on(env: dict[str, str],
                                                        server: PulseServer,
                                                        data_dir: Path) -> None:
     proc = start_record(env, 5)
-    wait_for(lambda: video_frames_on_disk(data_dir) >= 45, RECORD_TIMEOUT_S, "frames")
+    wait_frames(proc, data_dir, 45)
     server.kill()  # the sound server dies, as an unplugged USB mic's stream does
     killed_at = time.monotonic()
     rec = finish(proc)
