@@ -331,7 +331,8 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
              f"{sync.dropped_frames} dropped, A/V offset at the sync markers: "
              f"{', '.join(f'{o:+.1f}' for o in sync.offsets_ms)} ms\n"
              f"  play it with: ffplay {rec.path}\n"
-             f"  list recordings: vigbox --data-dir {config.data_path} recordings")
+             f"  list recordings: {sys.executable} -m appliance --data-dir "
+             f"{config.data_path} recordings")
     emit(args, doc, human)
     return 0
 
