@@ -13,7 +13,7 @@ import pytest
 
 from appliance.capture.camera_synthetic import SyntheticCamera
 from appliance.capture.devices import new_marker
-from appliance.capture.finalize import mux_argv
+from appliance.capture.finalize import moov_reserve, mux_argv
 from appliance.capture.mic_synthetic import SyntheticMicrophone
 from appliance.capture.session import Event, Session
 from appliance.capture.sync_check import measure_sync
@@ -86,6 +86,10 @@ def test_mux_argv_is_a_remux_into_faststart_mp4(tmp_path: Path) -> None:
     assert argv[argv.index("-vcodec") + 1] == "copy"
     assert argv[argv.index("-acodec") + 1] == "aac"
     assert argv[argv.index("-movflags") + 1] == "+faststart"
+    one_pass = mux_argv(tmp_path / "v.h264", None, 30, tmp_path / "out.mp4", moov_size=90_000)
+    assert one_pass[one_pass.index("-moov_size") + 1] == "90000"
+    assert "-movflags" not in one_pass and "-acodec" not in one_pass
+    assert moov_reserve(18_000, 30, 48_000) > 13 * (18_000 + 28_125)
     assert argv[argv.index("-r") + 1] == "30"
     assert argv[argv.index("-video_track_timescale") + 1] == "30000"
     assert argv.index(str(tmp_path / "out.mp4")) > argv.index(str(tmp_path / "a.wav"))
@@ -220,3 +224,17 @@ def test_stop_from_another_thread_while_starting_never_hangs(make_rig) -> None: 
     rec = session.wait(timeout=30)
     assert rec.status in ("ready", "failed")
     assert not session.running
+
+
+@pytest.mark.slow
+def test_index_space_too_small_falls_back_to_a_faststart_rewrite(
+        make_rig, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    from appliance.capture import finalize as finalize_module
+    monkeypatch.setattr(finalize_module, "moov_reserve", lambda *args: 1024)
+    rig = make_rig()
+    with caplog.at_level(logging.WARNING):
+        rec = record_for(rig.session(), 2.0)
+    assert rec.status == "ready"
+    assert any("rewriting with +faststart" in r.getMessage() for r in caplog.records)
+    boxes = top_level_boxes(rec.path)  # type: ignore[arg-type]
+    assert boxes.index("moov") < boxes.index("mdat"), boxes

@@ -42,17 +42,32 @@ class FinalizeResult:
     mic_rate_hz: float | None
 
 
-def mux_argv(video: Path, audio: Path | None, fps: int, out: Path) -> list[str]:
+def moov_reserve(frames: int, fps: int, sample_rate: int | None) -> int:
+    """Bytes to reserve for the MP4 index at the front: ~13 bytes a packet is typical;
+    twice that plus 64 KiB leaves room for any recording."""
+    packets = frames + (frames * sample_rate // (fps * 1024) + 1 if sample_rate else 0)
+    return 65_536 + 26 * packets
+
+
+def mux_argv(video: Path, audio: Path | None, fps: int, out: Path, *,
+             moov_size: int | None = None) -> list[str]:
     """ffmpeg argv: raw H.264 at `fps` (+ aligned audio) → MP4, video copied.
 
     Audio given as WAV is encoded to AAC; given as ADTS (.aac, encoded while
-    recording) it is copied too, making the whole finalize a remux."""
+    recording) it is copied too, making the whole finalize a remux. With
+    `moov_size` the index is written into space reserved at the front: a
+    faststart file in one pass, where +faststart would rewrite the whole file
+    (hundreds of MB on an SD card)."""
     # Input -r stamps frame k at exactly k/fps; a timescale of fps*1000 keeps it exact
     # (the demuxer's own microsecond stamps drift ~6 ms over 10 minutes).
     video_in = ffmpeg.input(str(video), format="h264", r=fps)
     streams = [video_in.video]
-    options: dict[str, object] = {"vcodec": "copy", "movflags": "+faststart", "format": "mp4",
+    options: dict[str, object] = {"vcodec": "copy", "format": "mp4",
                                   "video_track_timescale": fps * 1000}
+    if moov_size:
+        options["moov_size"] = moov_size
+    else:
+        options["movflags"] = "+faststart"
     if audio is not None and audio.suffix == ".aac":
         streams.append(ffmpeg.input(str(audio), format="aac").audio)
         options |= {"acodec": "copy"}
@@ -180,14 +195,20 @@ def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
     try:
         if chunks and live_audio is not None:
             timeline = MicTimeline(chunks, sample_rate)  # for the reported mic rate
-            ffmpeg_tool.run(mux_argv(video_path, live_audio, fps, tmp), timeout=600,
-                            what="finalizing the recording")
+            audio_in: Path | None = live_audio
         else:
             if chunks:
                 wav = directory / ".aligned.wav"
                 timeline = write_aligned_audio(directory, frames, chunks, fps, sample_rate,
                                                wav)
-            ffmpeg_tool.run(mux_argv(video_path, wav, fps, tmp), timeout=600,
+            audio_in = wav
+        reserve = moov_reserve(len(frames), fps, sample_rate if chunks else None)
+        try:
+            ffmpeg_tool.run(mux_argv(video_path, audio_in, fps, tmp, moov_size=reserve),
+                            timeout=600, what="finalizing the recording", quiet=True)
+        except MediaError as e:
+            log.warning("one-pass finalize failed (%s); rewriting with +faststart", e)
+            ffmpeg_tool.run(mux_argv(video_path, audio_in, fps, tmp), timeout=600,
                             what="finalizing the recording")
         _verify(tmp, len(frames), fps, audio=bool(chunks))
         publish(tmp, out)
