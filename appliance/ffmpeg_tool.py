@@ -71,7 +71,9 @@ def run(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = False) 
                               timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MediaError(f"{what}: {argv[0]} took longer than {timeout:.0f} s") from None
-    if proc.returncode != 0:
+    # ffmpeg 5 can exit 0 although writing the trailer (the file's index) failed.
+    trailer_failed = b"Error writing trailer" in proc.stderr
+    if proc.returncode != 0 or trailer_failed:
         tail = "\n".join(proc.stderr.decode("utf-8", "replace").splitlines()[-STDERR_LINES:])
         # quiet: a failure the caller expects and explains (e.g. probing a file that is
         # not a video): the detail is for debugging, not an error of the box.

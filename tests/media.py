@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
-from appliance import ffmpeg_tool
+from appliance import ffmpeg_tool, mp4
 from appliance.capture.sync_check import frame_indices, index_gaps as gaps
 
 __all__ = ["frame_indices", "gaps", "streams", "top_level_boxes"]
@@ -14,22 +13,7 @@ __all__ = ["frame_indices", "gaps", "streams", "top_level_boxes"]
 
 def top_level_boxes(path: Path) -> list[str]:
     """The MP4's top-level box types in file order (faststart: moov before mdat)."""
-    boxes = []
-    with path.open("rb") as f:
-        while header := f.read(8):
-            if len(header) < 8:
-                break
-            size, kind = struct.unpack(">I4s", header)
-            if size == 1:
-                size = struct.unpack(">Q", f.read(8))[0]
-                f.seek(size - 16, 1)
-            elif size == 0:
-                boxes.append(kind.decode("latin-1"))
-                break
-            else:
-                f.seek(size - 8, 1)
-            boxes.append(kind.decode("latin-1"))
-    return boxes
+    return [kind for kind, _ in mp4.top_level_boxes(path)]
 
 
 def streams(path: Path) -> dict[str, dict[str, Any]]:

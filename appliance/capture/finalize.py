@@ -24,6 +24,7 @@ from appliance.capture.journal import (AUDIO, VIDEO, ChunkEntry, FrameEntry,
                                        read_audio_index, read_video_index)
 from appliance.errors import MediaError
 from appliance.fsutil import publish
+from appliance.mp4 import check_faststart
 
 log = logging.getLogger(__name__)
 SMOOTH_CHUNKS = 25     # median window over chunk timestamps (~0.5 s): removes callback jitter
@@ -206,6 +207,7 @@ def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
         try:
             ffmpeg_tool.run(mux_argv(video_path, audio_in, fps, tmp, moov_size=reserve),
                             timeout=600, what="finalizing the recording", quiet=True)
+            check_faststart(tmp)
         except MediaError as e:
             log.warning("one-pass finalize failed (%s); rewriting with +faststart", e)
             ffmpeg_tool.run(mux_argv(video_path, audio_in, fps, tmp), timeout=600,
@@ -223,6 +225,9 @@ def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
 
 
 def _verify(path: Path, frames: int, fps: int, *, audio: bool) -> None:
+    # Structure first: ffmpeg can exit 0 after a failed trailer write (e.g. a reserved
+    # index space that was too small), leaving an index written over the media.
+    check_faststart(path)
     info = ffmpeg_tool.probe(path, count_packets=True)
     kinds = {s["codec_type"]: s for s in info.get("streams", [])}
     video = kinds.get("video")
