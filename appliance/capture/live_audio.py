@@ -3,7 +3,7 @@
 AAC encoding of ten minutes takes seconds of CPU (far more on a Pi); done at the
 end it would keep the guider waiting. Here the audio is laid onto the video
 timeline (the same MicTimeline as finalize.py, refitted as the recording grows)
-about a second behind the newest frame and chunk, and streamed into a niced ffmpeg
+about a second behind the newest frame and chunk, and streamed into an ffmpeg
 writing ADTS. Finalizing then copies both streams. If anything goes wrong the
 recording is unaffected: finalize falls back to aligning and encoding at the end,
 as recovery always does.
@@ -31,9 +31,12 @@ LIVE_AAC = "audio.aac"
 # signal; skipping as many input samples keeps the decoded audio on the video timeline.
 AAC_PRIMING = 1024
 LAG_S = 1.0          # stay this far behind the newest frame and chunk
-TICK_S = 0.5
+TICK_S = 1.0
 BLOCK_SAMPLES = 48_000
-ENCODER_NICE = 10
+# The fit uses the last minute of chunks: the mapping is local, and a fit over the
+# whole recording would grow to tens of ms of CPU (holding the GIL from the camera's
+# threads) by the tenth minute.
+FIT_WINDOW_CHUNKS = 3000
 
 
 def live_aac_argv(out: Path, sample_rate: int) -> list[str]:
@@ -71,10 +74,8 @@ class LiveAudioEncoder:
                                       stderr=subprocess.PIPE)
         assert self._proc.stderr is not None
         self._stderr = ffmpeg_tool.StderrTail(self._proc.stderr)
-        try:
-            os.setpriority(os.PRIO_PROCESS, self._proc.pid, ENCODER_NICE)
-        except OSError:
-            pass  # only a priority: capture still works
+        # Not niced: it needs ~1 % of a core, and niced under load it falls behind,
+        # leaving the backlog for finalizing, where the guider waits for it.
         self._thread.start()
 
     def _run(self) -> None:
@@ -97,7 +98,7 @@ class LiveAudioEncoder:
 
     def _encode_available(self, final: bool) -> None:
         pts_list = self.journal.frame_pts[:]
-        chunks = self.journal.chunks[:]
+        chunks = self.journal.chunks[-FIT_WINDOW_CHUNKS:]
         if len(pts_list) < 2 or len(chunks) < 2:
             if not final:
                 return
