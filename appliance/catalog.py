@@ -142,6 +142,15 @@ class Catalog:
         db.execute("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
                    (utc_now(), actor, action, subject, json.dumps(detail or {}, sort_keys=True)))
 
+    def audit_in(self, db: sqlite3.Connection, action: str, subject: str | None, *,
+                 actor: str, detail: dict[str, Any] | None = None) -> None:
+        """Append an audit entry inside a transaction another module opened."""
+        self._audit(db, action, subject, actor, detail)
+
+    def relative(self, path: Path) -> str:
+        """A path as stored in the catalog: relative to the data dir."""
+        return self._rel(path)
+
     def audit(self, action: str, subject: str | None = None, *, actor: str = "system",
               detail: dict[str, Any] | None = None) -> None:
         """Append one entry to the audit log (views, exports, uploads, deletions...)."""

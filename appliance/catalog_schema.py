@@ -61,3 +61,52 @@ MIGRATIONS: list[str] = [
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
 ]
+
+MIGRATIONS.append(
+    # 2: the encoder's job queue, and the clips and stills it makes.
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('assets', 'clip', 'still', 'film')),
+        subject TEXT,
+        params TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL CHECK (status IN
+            ('queued', 'running', 'done', 'failed', 'cancelled')),
+        progress REAL NOT NULL DEFAULT 0 CHECK (progress >= 0 AND progress <= 1),
+        error TEXT,
+        result TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        worker_pid INTEGER,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX jobs_status ON jobs(status, id);
+    CREATE TABLE clips (
+        id TEXT PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings(id),
+        start_s REAL NOT NULL,
+        end_s REAL NOT NULL,
+        exact INTEGER NOT NULL,
+        real_start_s REAL,
+        duration_s REAL,
+        handles_s REAL NOT NULL DEFAULT 0,
+        caption TEXT,
+        path TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'failed', 'cancelled')),
+        job_id INTEGER REFERENCES jobs(id),
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE stills (
+        id TEXT PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings(id),
+        at_s REAL NOT NULL,
+        frame INTEGER,
+        path TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'failed', 'cancelled')),
+        job_id INTEGER REFERENCES jobs(id),
+        created_at TEXT NOT NULL
+    );
+    """
+)

@@ -106,6 +106,9 @@ def build_parser() -> Parser:
     c = command("demo", "make a simulated recording and show where it is", cmd_demo)
     c.add_argument("--seconds", type=float, default=15.0, help="length (default 15)")
 
+    from appliance import cli_encode
+    cli_encode.register(command)
+
     c = command("check-sync", "measure A/V offset and dropped frames from the sync markers "
                 "of a synthetic recording", cmd_check_sync)
     c.add_argument("file", type=Path)

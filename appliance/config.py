@@ -97,6 +97,26 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class EncodeConfig:
+    """Clips, stills and review films made on the box."""
+
+    max_clip_s: float = _setting(120.0, "longest clip allowed", min=1, max=1800)
+    max_handles_s: float = _setting(5.0, "longest lead-in / lead-out allowed", min=0, max=30)
+    crf: int = _setting(18, "quality of re-encoded clips (lower is better)", min=10, max=35)
+    preset: str = _setting("veryfast", "x264 speed preset for clips",
+                           choices=("ultrafast", "superfast", "veryfast", "faster", "fast",
+                                    "medium"))
+    nice: int = _setting(10, "CPU niceness of encoding (capture always comes first)",
+                         min=0, max=19)
+    pre_roll_s: float = _setting(8.0, "a marked moment's clip starts this long before it",
+                                 min=0, max=60)
+    post_roll_s: float = _setting(2.0, "a marked moment's clip ends this long after it",
+                                  min=0, max=60)
+    font: str = _setting("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+                         "font for captions and title cards (from fonts-dejavu-core)")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole appliance configuration."""
 
@@ -107,6 +127,7 @@ class Config:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
 
     @property
     def data_path(self) -> Path:

@@ -1,0 +1,215 @@
+"""Clips and stills cut from a film whose every frame carries its own index (a barcode)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from appliance.capture.picture import BARCODE_BITS, CELL, SyntheticPicture, read_frame_index
+from appliance.catalog import Catalog
+from appliance.config import Config
+from appliance.encode import argv as av
+from appliance.encode.clips import ClipMaker
+from appliance.encode.jobs import JobQueue
+from appliance.errors import InputError, NotFoundError
+from appliance.media_import import import_video
+from tests.media import frame_indices, streams
+
+FPS = 30
+SECONDS = 12
+WIDTH, HEIGHT = 800, 448
+
+
+@pytest.fixture(scope="module")
+def barcode_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s at 30 fps, frame n showing barcode n, a keyframe every second, with a tone."""
+    out = tmp_path_factory.mktemp("film") / "barcode.mp4"
+    picture = SyntheticPicture(WIDTH, HEIGHT)
+    proc = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+         "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "pipe:0", "-f", "lavfi", "-i",
+         f"sine=frequency=440:duration={SECONDS}:sample_rate=48000", "-c:v", "libx264",
+         "-preset", "ultrafast", "-g", str(FPS), "-keyint_min", str(FPS), "-pix_fmt",
+         "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(out)],
+        stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    for n in range(FPS * SECONDS):
+        proc.stdin.write(picture.frame(n))
+    proc.stdin.close()
+    assert proc.wait(120) == 0
+    return out
+
+
+@pytest.fixture
+def maker(barcode_film: Path, data_dir: Path, config: Config) -> Any:
+    catalog = Catalog(data_dir)
+    rec = import_video(catalog, barcode_film)
+    clip_maker = ClipMaker(catalog, config.encode)
+    clip_maker.rec_id = rec.id  # type: ignore[attr-defined]
+    yield clip_maker
+    catalog.close()
+
+
+def run(maker: ClipMaker, job: Any) -> dict[str, Any]:
+    claimed = maker.jobs.claim(job.id)
+    assert claimed is not None
+    done = maker.run(claimed)
+    assert done.status == "done", done.error
+    assert done.progress == 1.0
+    assert done.result is not None
+    return done.result
+
+
+def test_frame_span_arithmetic() -> None:
+    assert av.frame_span(1.0, 2.0, 30) == av.FrameSpan(30, 60, 30)
+    assert av.frame_span(1.517, 3.251, 30) == av.FrameSpan(45, 98, 30)
+    # A time exactly on a frame boundary starts that frame, even with float noise.
+    assert av.frame_at(0.1 * 3, 10) == 3
+    assert av.seek_time(30, 30) < 1.0 < av.seek_time(30, 30) + 1e-3
+
+
+@pytest.mark.parametrize("start, end, first, last", [
+    (1.0, 2.0, 30, 59),
+    (1.517, 3.251, 45, 97),
+    (0.0, 0.5, 0, 14),
+    (11.2, 12.0, 336, 359),
+])
+def test_exact_clip_first_and_last_frame(maker: Any, start: float, end: float, first: int,
+                                         last: int) -> None:
+    result = run(maker, maker.request_clip(maker.rec_id, start, end, exact=True))
+    path = Path(result["path"])
+    assert frame_indices(path) == list(range(first, last + 1))
+    assert result["exact"] is True
+    assert result["real_start_s"] == pytest.approx(first / FPS)
+    info = streams(path)
+    assert info["audio"]["codec_name"] == "aac"
+    assert float(info["audio"]["duration"]) == pytest.approx((last + 1 - first) / FPS,
+                                                             abs=0.03)
+    assert not list(path.parent.glob(".*")), "no temp files left"
+
+
+def test_fast_clip_starts_at_the_keyframe_before(maker: Any) -> None:
+    result = run(maker, maker.request_clip(maker.rec_id, 2.5, 4.0, exact=False))
+    indices = frame_indices(Path(result["path"]))
+    assert result["exact"] is False
+    assert 2.5 - 1.0 <= result["real_start_s"] <= 2.5
+    assert indices[0] == round(result["real_start_s"] * FPS)
+    assert indices[0] <= 75 and indices[0] % FPS == 0
+    assert indices[-1] >= 119
+
+
+def test_still_is_the_exact_frame_at_full_resolution(maker: Any, tmp_path: Path) -> None:
+    result = run(maker, maker.request_still(maker.rec_id, 2.345))
+    assert result["frame"] == 70
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", result["path"], "-vf",
+                          f"crop={BARCODE_BITS * CELL}:{CELL}:0:0,format=gray", "-f",
+                          "rawvideo", "pipe:1"], capture_output=True, check=True,
+                         timeout=30).stdout
+    strip = np.frombuffer(raw, np.uint8).reshape(CELL, BARCODE_BITS * CELL)
+    assert read_frame_index(strip) == 70
+    info = streams(Path(result["path"]))
+    assert (info["video"]["width"], info["video"]["height"]) == (WIDTH, HEIGHT)
+
+
+def test_handles_and_caption(maker: Any) -> None:
+    result = run(maker, maker.request_clip(maker.rec_id, 2.0, 3.0, exact=True, handles_s=0.5,
+                                           caption="Receiving initiatives"))
+    assert frame_indices(Path(result["path"])) == list(range(45, 105))
+    assert result["caption"] == "Receiving initiatives"
+
+
+@pytest.mark.parametrize("start, end, message", [
+    (3.0, 2.0, "must be after start"),
+    (2.0, 2.0, "must be after start"),
+    (-1.0, 2.0, "before the recording begins"),
+    (5.0, 13.0, "past the end"),
+    (0.0, float("nan"), "numbers"),
+])
+def test_bad_in_and_out_points_are_refused(maker: Any, start: float, end: float,
+                                           message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        maker.request_clip(maker.rec_id, start, end, exact=True)
+    assert JobQueue(maker.catalog).list() == []
+
+
+def test_too_long_unknown_and_bad_still(maker: Any) -> None:
+    short = dataclasses.replace(maker.config, max_clip_s=5.0)
+    limited = ClipMaker(maker.catalog, short)
+    with pytest.raises(InputError, match="at most 5 s"):
+        limited.request_clip(maker.rec_id, 0.0, 6.0, exact=True)
+    with pytest.raises(NotFoundError):
+        maker.request_clip("20260101-000000-0000", 0.0, 1.0, exact=True)
+    with pytest.raises(InputError, match="not inside"):
+        maker.request_still(maker.rec_id, 12.5)
+    with pytest.raises(InputError, match="handles"):
+        maker.request_clip(maker.rec_id, 1.0, 2.0, exact=True, handles_s=99)
+
+
+@pytest.mark.slow
+def test_cancelled_job_leaves_nothing_behind(maker: Any) -> None:
+    slow = ClipMaker(maker.catalog, dataclasses.replace(maker.config, preset="medium"))
+    job = slow.request_clip(maker.rec_id, 0.0, 12.0, exact=True)
+    claimed = slow.jobs.claim(job.id)
+    outcome: list[Any] = []
+    runner = threading.Thread(target=lambda: outcome.append(slow.run(claimed)))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while slow.jobs.get(job.id).progress == 0 and runner.is_alive():
+        assert time.monotonic() < deadline, "no progress reported"
+        time.sleep(0.05)
+    assert 0 < slow.jobs.get(job.id).progress < 1, "the job finished before it was cancelled"
+    slow.jobs.cancel(job.id)
+    runner.join(30)
+    [ended] = outcome
+    assert ended.status == "cancelled"
+    clips = maker.catalog.get_recording(maker.rec_id).dir / "clips"
+    assert list(clips.iterdir()) == []
+    assert slow.jobs.cancel_requested(job.id)
+
+
+def test_cli_clip_still_and_jobs(maker: Any, vigbox: Any) -> None:
+    clip = vigbox("clip", maker.rec_id, "--start", "1", "--end", "2", "--exact", "--json")
+    assert clip.returncode == 0, clip.stderr
+    doc = clip.json()
+    assert {"id", "path", "start_s", "end_s", "exact", "duration_s"} <= set(doc)
+    assert doc["duration_s"] == pytest.approx(1.0, abs=0.01)
+    still = vigbox("still", maker.rec_id, "--at", "1.5", "--json").json()
+    assert {"id", "path", "at_s"} <= set(still) and still["at_s"] == 1.5
+    jobs = vigbox("jobs", "--json").json()
+    assert [(j["kind"], j["status"], j["progress"]) for j in jobs] == [
+        ("still", "done", 100.0), ("clip", "done", 100.0)]
+    bad = vigbox("clip", maker.rec_id, "--start", "2", "--end", "1", "--json")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert "must be after start" in bad.error_line()
+
+
+def test_worker_runs_queued_jobs_and_takes_back_abandoned_ones(maker: Any) -> None:
+    from appliance.encode.worker import EncodeWorker
+
+    first = maker.request_still(maker.rec_id, 1.0)
+    second = maker.request_still(maker.rec_id, 2.0)
+    # A worker that died mid-job (its pid is gone) left `second` running.
+    with maker.catalog.transaction() as db:
+        db.execute("UPDATE jobs SET status='running', worker_pid=? WHERE id=?",
+                   (2**22 + 12345, second.id))
+    worker = EncodeWorker(maker.catalog, maker.config)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"poll_s": 0.05})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while {maker.jobs.get(j.id).status for j in (first, second)} != {"done"}:
+            assert time.monotonic() < deadline, [maker.jobs.get(j.id) for j in (first, second)]
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert maker.jobs.get(second.id).result["frame"] == 60
