@@ -86,6 +86,7 @@ MIGRATIONS.append(
     CREATE TABLE clips (
         id TEXT PRIMARY KEY,
         recording_id TEXT NOT NULL REFERENCES recordings(id),
+        moment_id INTEGER REFERENCES moments(id),
         start_s REAL NOT NULL,
         end_s REAL NOT NULL,
         exact INTEGER NOT NULL,
@@ -107,6 +108,28 @@ MIGRATIONS.append(
         status TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'failed', 'cancelled')),
         job_id INTEGER REFERENCES jobs(id),
         created_at TEXT NOT NULL
+    );
+    -- A review film: clips joined in order, with optional title cards.
+    CREATE TABLE films (
+        id TEXT PRIMARY KEY,
+        clip_ids TEXT NOT NULL,
+        titles INTEGER NOT NULL,
+        path TEXT,
+        duration_s REAL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'failed', 'cancelled')),
+        job_id INTEGER REFERENCES jobs(id),
+        created_at TEXT NOT NULL
+    );
+    -- Review assets of a recording: poster, thumbnail sprite + WebVTT index, waveform.
+    CREATE TABLE assets (
+        recording_id TEXT PRIMARY KEY REFERENCES recordings(id),
+        poster TEXT,
+        sprite TEXT,
+        vtt TEXT,
+        waveform TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'failed')),
+        job_id INTEGER REFERENCES jobs(id),
+        updated_at TEXT NOT NULL
     );
     """
 )

@@ -22,6 +22,7 @@ import ffmpeg
 from appliance import ffmpeg_tool
 from appliance.capture.session import new_recording_id
 from appliance.catalog import Catalog, Recording, utc_now
+from appliance.encode.jobs import queue_assets
 from appliance.errors import InputError, MediaError
 from appliance.fsutil import free_bytes, fsync_dir, publish
 
@@ -167,7 +168,7 @@ def import_video(catalog: Catalog, src: Path, *, case: str | None = None) -> Rec
         shutil.rmtree(staging, ignore_errors=True)
         raise
     fps = _frame_rate(video)
-    return catalog.create_recording(
+    rec = catalog.create_recording(
         rec_id, case=case, started_at=utc_now(), directory=directory, origin="import",
         status="ready", actor="import", path=directory / MP4,
         duration_s=round(float(final_info["format"].get("duration") or info.duration_s), 3),
@@ -176,3 +177,5 @@ def import_video(catalog: Catalog, src: Path, *, case: str | None = None) -> Rec
         fps=round(float(fps), 3), video_frames=int(video.get("nb_read_packets") or 0),
         dropped_frames=0, audio="ok" if has_audio else "none",
         problems=[] if how == "remuxed" else [f"imported from {info.video_codec}: transcoded"])
+    queue_assets(catalog, rec.id)
+    return rec

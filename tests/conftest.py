@@ -15,9 +15,13 @@ import pytest
 from gpiozero import Factory
 
 from appliance.capture.gpio import make_pin_factory
+from appliance.capture.picture import SyntheticPicture
 from appliance.config import Config, load_config
 
 CLI_TIMEOUT_S = 120
+FPS = 30
+SECONDS = 12
+WIDTH, HEIGHT = 800, 448
 
 
 @dataclasses.dataclass
@@ -107,3 +111,23 @@ def vigbox(cli_env: dict[str, str]) -> Iterator[Any]:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     yield run
+
+
+@pytest.fixture(scope="session")
+def barcode_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s at 30 fps, frame n showing barcode n, a keyframe every second, with a tone."""
+    out = tmp_path_factory.mktemp("film") / "barcode.mp4"
+    picture = SyntheticPicture(WIDTH, HEIGHT)
+    proc = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+         "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "pipe:0", "-f", "lavfi", "-i",
+         f"sine=frequency=440:duration={SECONDS}:sample_rate=48000", "-c:v", "libx264",
+         "-preset", "ultrafast", "-g", str(FPS), "-keyint_min", str(FPS), "-pix_fmt",
+         "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(out)],
+        stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    for n in range(FPS * SECONDS):
+        proc.stdin.write(picture.frame(n))
+    proc.stdin.close()
+    assert proc.wait(120) == 0
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.capture.picture import BARCODE_BITS, CELL, SyntheticPicture, read_frame_index
+from appliance.capture.picture import BARCODE_BITS, CELL, read_frame_index
 from appliance.catalog import Catalog
 from appliance.config import Config
 from appliance.encode import argv as av
@@ -22,29 +22,7 @@ from appliance.errors import InputError, NotFoundError
 from appliance.media_import import import_video
 from tests.media import frame_indices, streams
 
-FPS = 30
-SECONDS = 12
-WIDTH, HEIGHT = 800, 448
-
-
-@pytest.fixture(scope="module")
-def barcode_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 s at 30 fps, frame n showing barcode n, a keyframe every second, with a tone."""
-    out = tmp_path_factory.mktemp("film") / "barcode.mp4"
-    picture = SyntheticPicture(WIDTH, HEIGHT)
-    proc = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-         "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "pipe:0", "-f", "lavfi", "-i",
-         f"sine=frequency=440:duration={SECONDS}:sample_rate=48000", "-c:v", "libx264",
-         "-preset", "ultrafast", "-g", str(FPS), "-keyint_min", str(FPS), "-pix_fmt",
-         "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(out)],
-        stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    for n in range(FPS * SECONDS):
-        proc.stdin.write(picture.frame(n))
-    proc.stdin.close()
-    assert proc.wait(120) == 0
-    return out
+from tests.conftest import FPS, HEIGHT, WIDTH
 
 
 @pytest.fixture
@@ -136,7 +114,7 @@ def test_bad_in_and_out_points_are_refused(maker: Any, start: float, end: float,
                                            message: str) -> None:
     with pytest.raises(InputError, match=message):
         maker.request_clip(maker.rec_id, start, end, exact=True)
-    assert JobQueue(maker.catalog).list() == []
+    assert [j.kind for j in JobQueue(maker.catalog).list()] == ["assets"]  # the import's only
 
 
 def test_too_long_unknown_and_bad_still(maker: Any) -> None:
@@ -183,8 +161,10 @@ def test_cli_clip_still_and_jobs(maker: Any, vigbox: Any) -> None:
     still = vigbox("still", maker.rec_id, "--at", "1.5", "--json").json()
     assert {"id", "path", "at_s"} <= set(still) and still["at_s"] == 1.5
     jobs = vigbox("jobs", "--json").json()
-    assert [(j["kind"], j["status"], j["progress"]) for j in jobs] == [
+    mine = [j for j in jobs if j["kind"] in ("clip", "still")]
+    assert [(j["kind"], j["status"], j["progress"]) for j in mine] == [
         ("still", "done", 100.0), ("clip", "done", 100.0)]
+    assert [j["kind"] for j in jobs if j not in mine] == ["assets"]  # queued by the import
     bad = vigbox("clip", maker.rec_id, "--start", "2", "--end", "1", "--json")
     assert bad.returncode == 1 and bad.stdout == ""
     assert "must be after start" in bad.error_line()
@@ -213,3 +193,51 @@ def test_worker_runs_queued_jobs_and_takes_back_abandoned_ones(maker: Any) -> No
         thread.join(30)
     assert not thread.is_alive()
     assert maker.jobs.get(second.id).result["frame"] == 60
+
+
+def test_review_film_joins_clips_in_order_with_titles(maker: Any, vigbox: Any) -> None:
+    first = run(maker, maker.request_clip(maker.rec_id, 6.0, 7.0, exact=True))
+    second = run(maker, maker.request_clip(maker.rec_id, 1.0, 2.5, exact=True,
+                                           caption="Being attentive"))
+    plain = vigbox("film", second["id"], first["id"], "--json")
+    assert plain.returncode == 0, plain.stderr
+    doc = plain.json()
+    assert {"id", "path", "duration_s"} <= set(doc)
+    assert doc["duration_s"] == pytest.approx(2.5, abs=0.05)
+    indices = frame_indices(Path(doc["path"]))
+    assert indices == list(range(30, 75)) + list(range(180, 210)), "clip order and frames"
+
+    titled = vigbox("film", first["id"], second["id"], "--titles", "--json").json()
+    assert titled["duration_s"] == pytest.approx(2.5 + 2 * 2.0, abs=0.1)
+    info = streams(Path(titled["path"]))
+    assert info["audio"]["codec_name"] == "aac" and info["video"]["codec_name"] == "h264"
+
+    for bad, message in ((["clip-00000000"], "no clip"), ([], "")):
+        result = vigbox("film", *bad, "--json")
+        assert result.returncode in (1, 2) and result.stdout == ""
+        assert message in result.stderr
+
+
+def test_marked_moments_become_suggested_clips(maker: Any, vigbox: Any) -> None:
+    moment = maker.catalog.add_moment(maker.rec_id, 10.0, source="button")
+    early = maker.catalog.add_moment(maker.rec_id, 3.0, source="button")
+    suggestions = vigbox("suggestions", maker.rec_id, "--json").json()
+    assert [(s["moment_id"], s["start_s"], s["end_s"]) for s in suggestions] == [
+        (early, 0.0, 5.0), (moment, 2.0, 12.0)]
+    clip = vigbox("clip", maker.rec_id, "--moment", str(moment), "--exact", "--json").json()
+    assert (clip["start_s"], clip["end_s"]) == (2.0, 12.0)
+    assert frame_indices(Path(clip["path"]))[0] == 60
+    both = vigbox("clip", maker.rec_id, "--moment", str(moment), "--start", "1", "--json")
+    assert both.returncode == 1 and "not both" in both.stderr
+
+
+def test_a_failed_job_keeps_a_readable_reason(maker: Any) -> None:
+    job = maker.request_clip(maker.rec_id, 1.0, 2.0, exact=True)
+    film = maker.catalog.get_recording(maker.rec_id).path
+    film.rename(film.with_name("moved.mp4"))
+    ended = maker.run(maker.jobs.claim(job.id))
+    assert ended.status == "failed"
+    assert "is missing" in ended.error
+    with maker.catalog.transaction() as db:
+        status = db.execute("SELECT status FROM clips WHERE id=?", (job.subject,)).fetchone()[0]
+    assert status == "failed"

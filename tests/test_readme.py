@@ -41,19 +41,21 @@ def test_example_config_is_valid() -> None:
     load_config(ROOT / "tools" / "config.example.toml")
 
 
-def test_systemd_unit_verifies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["vigbox-capture.service", "vigbox-encode.service"])
+def test_systemd_unit_verifies(tmp_path: Path, name: str) -> None:
     analyze = subprocess.run(["which", "systemd-analyze"], capture_output=True, text=True)
     if analyze.returncode != 0:
         pytest.skip("systemd-analyze is not installed")
     import sys
-    unit = (ROOT / "systemd" / "vigbox-capture.service").read_text()
+    unit = (ROOT / "systemd" / name).read_text()
     vigbox = Path(sys.executable).parent / "vigbox"
     unit = unit.replace("/opt/vigbox/.venv/bin/vigbox", str(vigbox))
-    path = tmp_path / "vigbox-capture.service"
+    path = tmp_path / name
     path.write_text(unit)
     done = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True,
                           text=True, timeout=60)
     problems = [line for line in done.stderr.splitlines()
-                if "vigbox-capture.service" in line and "not executable" not in line]
+                if name in line and "not executable" not in line]
     assert problems == [], done.stderr
-    assert "Type=notify" in unit and "WatchdogSec=" in unit
+    if name == "vigbox-capture.service":
+        assert "Type=notify" in unit and "WatchdogSec=" in unit

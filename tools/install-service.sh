@@ -21,9 +21,10 @@ if [ ! -f /etc/vigbox/config.toml ]; then
   install -m 0640 -g vigbox "$prefix/tools/config.example.toml" /etc/vigbox/config.toml
 fi
 "$prefix/.venv/bin/vigbox" --config /etc/vigbox/config.toml config check
-install -m 0644 "$prefix/systemd/vigbox-capture.service" /etc/systemd/system/
+install -m 0644 "$prefix/systemd/vigbox-capture.service" "$prefix/systemd/vigbox-encode.service" \
+  /etc/systemd/system/
 install -d /etc/polkit-1/rules.d
 install -m 0644 "$prefix/systemd/50-vigbox-poweroff.rules" /etc/polkit-1/rules.d/
 systemctl daemon-reload
-systemctl enable --now vigbox-capture.service
+systemctl enable --now vigbox-capture.service vigbox-encode.service
 echo "installed: systemctl status vigbox-capture; logs: journalctl -u vigbox-capture" >&2

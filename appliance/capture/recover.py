@@ -20,6 +20,7 @@ from appliance.capture import journal as journal_files
 from appliance.capture.finalize import finalize
 from appliance.capture.session import lock_directory, remove_journal
 from appliance.catalog import Catalog, Recording
+from appliance.encode.jobs import queue_assets
 from appliance.errors import ApplianceError, BusyError
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def recover_one(catalog: Catalog, rec: Recording, *, default_fps: int,
             rec.id, status="recovered", path=result.path, duration_s=result.duration_s,
             video_frames=result.frames, dropped_frames=result.dropped_frames,
             audio=result.audio, problems=problems, actor="recover")
+        queue_assets(catalog, rec.id)
         log.info("recovered %s: %.1f s", rec.id, result.duration_s)
         return RecoveryOutcome(rec.id, "recovered", f"{result.duration_s:.1f} s recovered",
                                updated)

@@ -26,6 +26,7 @@ from appliance.capture.live_audio import LIVE_AAC, LiveAudioEncoder
 from appliance.capture.preflight import MB, preflight
 from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
 from appliance.catalog import Catalog, Recording, utc_now
+from appliance.encode.jobs import queue_assets
 from appliance.config import Config
 from appliance.errors import ApplianceError, BusyError, CaptureError, PreflightError
 from appliance.fsutil import atomic_write_json, ensure_ballast, free_bytes, release_ballast
@@ -337,6 +338,7 @@ class Session:
             self.id, status="ready", path=result.path, duration_s=result.duration_s,
             video_frames=result.frames, dropped_frames=result.dropped_frames,
             audio=result.audio, problems=self.problems)
+        queue_assets(self.catalog, self.id)
         self._on_event(Event.READY)
         log.info("recording %s ready: %.1f s, %d frames, %d dropped", self.id,
                  result.duration_s, result.frames, result.dropped_frames)

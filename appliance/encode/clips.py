@@ -42,8 +42,10 @@ class Source:
 def source_of(catalog: Catalog, rec_id: str) -> Source:
     """The recording to cut from; InputError/NotFoundError if it cannot be cut."""
     rec = catalog.get_recording(rec_id)
-    if rec.status not in PLAYABLE or rec.path is None or not rec.path.exists():
+    if rec.status not in PLAYABLE or rec.path is None:
         raise InputError(f"recording {rec_id} is {rec.status}, not ready to cut")
+    if not rec.path.exists():
+        raise InputError(f"the film of recording {rec_id} is missing ({rec.path})")
     info = ffmpeg_tool.probe(rec.path)
     video = next((s for s in info["streams"] if s.get("codec_type") == "video"), None)
     if video is None:
@@ -99,8 +101,30 @@ class ClipMaker:
 
     # -- requests -------------------------------------------------------------------------
 
+    def suggestions(self, rec_id: str) -> list[dict[str, Any]]:
+        """A suggested clip per marked moment: the press comes after the good moment, so
+        the clip runs from pre_roll_s before it to post_roll_s after (inside the film)."""
+        src = source_of(self.catalog, rec_id)
+        out = []
+        for m in self.catalog.list_moments(rec_id):
+            start = max(0.0, m["at_s"] - self.config.pre_roll_s)
+            end = min(src.duration_s, m["at_s"] + self.config.post_roll_s)
+            if end > start:
+                out.append({"moment_id": m["id"], "at_s": m["at_s"], "start_s": round(start, 3),
+                            "end_s": round(end, 3), "tag": m["tag"], "note": m["note"]})
+        return out
+
+    def request_moment_clip(self, rec_id: str, moment_id: int, *, exact: bool) -> Job:
+        """Queue the suggested clip of one marked moment."""
+        for s in self.suggestions(rec_id):
+            if s["moment_id"] == moment_id:
+                return self.request_clip(rec_id, s["start_s"], s["end_s"], exact=exact,
+                                         moment_id=moment_id)
+        raise NotFoundError(f"recording {rec_id} has no moment {moment_id}")
+
     def request_clip(self, rec_id: str, start_s: float, end_s: float, *, exact: bool,
-                     handles_s: float = 0.0, caption: str | None = None) -> Job:
+                     handles_s: float = 0.0, caption: str | None = None,
+                     moment_id: int | None = None) -> Job:
         """Check the request and queue a clip job (its clip row is pending)."""
         src = source_of(self.catalog, rec_id)
         if not 0 <= handles_s <= self.config.max_handles_s:
@@ -113,10 +137,11 @@ class ClipMaker:
             "recording_id": rec_id, "start_s": start_s, "end_s": end_s, "exact": exact,
             "handles_s": handles_s, "caption": caption})
         with self.catalog.transaction() as db:
-            db.execute("INSERT INTO clips (id, recording_id, start_s, end_s, exact, handles_s,"
-                       " caption, status, job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (clip_id, rec_id, start_s, end_s, int(exact), handles_s, caption,
-                        "pending", job.id, utc_now()))
+            db.execute("INSERT INTO clips (id, recording_id, moment_id, start_s, end_s, exact,"
+                       " handles_s, caption, status, job_id, created_at)"
+                       " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       (clip_id, rec_id, moment_id, start_s, end_s, int(exact), handles_s,
+                        caption, "pending", job.id, utc_now()))
         return job
 
     def request_still(self, rec_id: str, at_s: float) -> Job:

@@ -191,3 +191,15 @@ def _job(row: sqlite3.Row) -> Job:
                result=json.loads(row["result"]) if row["result"] else None,
                cancel_requested=bool(row["cancel_requested"]), created_at=row["created_at"],
                started_at=row["started_at"], finished_at=row["finished_at"])
+
+
+def queue_assets(catalog: Catalog, rec_id: str) -> None:
+    """Queue the review assets of a recording that just became playable; never raises,
+    because a film must not be reported as failed for want of thumbnails."""
+    from appliance.encode.assets import AssetMaker
+
+    try:
+        AssetMaker(catalog).request(rec_id)
+    except Exception:  # noqa: BLE001 - logged; the worker's queue can be refilled later
+        import logging
+        logging.getLogger(__name__).exception("could not queue assets for %s", rec_id)

@@ -13,7 +13,9 @@ import threading
 
 from appliance.catalog import Catalog
 from appliance.config import EncodeConfig
+from appliance.encode.assets import AssetMaker
 from appliance.encode.clips import ClipMaker
+from appliance.encode.film import FilmMaker
 from appliance.encode.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ class EncodeWorker:
         self.catalog = catalog
         self.config = config
         self.maker = ClipMaker(catalog, config)
+        self.assets = AssetMaker(catalog, nice=config.nice)
+        self.films = FilmMaker(catalog, config)
 
     def run_one(self) -> Job | None:
         """Run the oldest queued job, if any; return it as it ended."""
@@ -34,9 +38,14 @@ class EncodeWorker:
         if job is None:
             return None
         log.info("job %d (%s %s) started", job.id, job.kind, job.subject)
-        if job.kind not in ("clip", "still"):
+        if job.kind in ("clip", "still"):
+            ended = self.maker.run(job)
+        elif job.kind == "assets":
+            ended = self.assets.run(job)
+        elif job.kind == "film":
+            ended = self.films.run(job)
+        else:
             return self.maker.jobs.fail(job.id, f"this worker cannot make {job.kind!r} jobs")
-        ended = self.maker.run(job)
         log.info("job %d %s%s", ended.id, ended.status,
                  f": {ended.error}" if ended.error else "")
         return ended
