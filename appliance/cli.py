@@ -328,16 +328,34 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     if rec.status == "failed" or rec.path is None:
         raise CaptureError(f"the demo recording failed: {'; '.join(rec.problems)}")
     sync = measure_sync(rec.path)
-    doc = rec.to_json() | {"sync": sync.to_json()}
+    assets = _run_queued_jobs(config)
+    doc = rec.to_json() | {"sync": sync.to_json(), "assets": assets}
+    files = [Path(assets[k]) for k in ("poster", "sprite", "vtt", "waveform") if k in assets]
+    shown = (f"{files[0].parent}: {', '.join(f.name for f in files)}" if files
+             else "not made")
     human = (f"finished: {rec.path}\n"
              f"  {rec.duration_s:.1f} s, {rec.video_frames} frames, "
              f"{sync.dropped_frames} dropped, A/V offset at the sync markers: "
              f"{', '.join(f'{o:+.1f}' for o in sync.offsets_ms)} ms\n"
+             f"  review assets: {shown}\n"
              f"  play it with: ffplay {rec.path}\n"
              f"  list recordings: {sys.executable} -m appliance --data-dir "
              f"{config.data_path} recordings")
     emit(args, doc, human)
     return 0
+
+
+def _run_queued_jobs(config: Config) -> dict[str, Any]:
+    """Run what the encoder worker would (the new film's review assets); their result."""
+    from appliance.encode.worker import EncodeWorker
+
+    result: dict[str, Any] = {}
+    with open_catalog(config) as catalog:
+        worker = EncodeWorker(catalog, config.encode)
+        while (job := worker.run_one()) is not None:
+            if job.kind == "assets" and job.result:
+                result = job.result
+    return result
 
 
 def cmd_check_sync(args: argparse.Namespace, config: Config) -> int:
