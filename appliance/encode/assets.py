@@ -20,9 +20,9 @@ import numpy as np
 from appliance import ffmpeg_tool
 from appliance.catalog import Catalog, utc_now
 from appliance.encode.argv import GLOBAL
-from appliance.encode.jobs import Job, JobQueue
-from appliance.encode.progress import JobCancelled, run_with_progress
-from appliance.errors import EncodeError, InputError, MediaError, NotFoundError
+from appliance.encode.jobs import Job, JobQueue, run_job
+from appliance.encode.progress import run_with_progress
+from appliance.errors import EncodeError, InputError, MediaError
 from appliance.fsutil import atomic_write_bytes, publish
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,9 @@ class AssetMaker:
 
     def run(self, job: Job) -> Job:
         """Render a claimed assets job; ends done, failed or cancelled."""
-        try:
-            result = self._render(job)
-        except JobCancelled:
-            self._status(job.subject, "failed")
-            return self.jobs.mark_cancelled(job.id)
-        except (EncodeError, InputError, NotFoundError, MediaError, OSError) as e:
-            self._status(job.subject, "failed")
-            return self.jobs.fail(job.id, str(e))
-        return self.jobs.finish(job.id, result)
+        # The assets row knows no "cancelled": assets not made are simply not there.
+        return run_job(self.jobs, job, self._render, lambda status: self._status(
+            job.subject, "failed" if status == "cancelled" else status))
 
     def _render(self, job: Job) -> dict[str, Any]:
         rec = self.catalog.get_recording(str(job.subject))

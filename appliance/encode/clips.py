@@ -18,9 +18,9 @@ from appliance import ffmpeg_tool
 from appliance.catalog import Catalog, Recording, utc_now
 from appliance.config import EncodeConfig
 from appliance.encode import argv as av
-from appliance.encode.jobs import Job, JobQueue
-from appliance.encode.progress import JobCancelled, run_with_progress
-from appliance.errors import EncodeError, InputError, MediaError, NotFoundError
+from appliance.encode.jobs import Job, JobQueue, run_job
+from appliance.encode.progress import run_with_progress
+from appliance.errors import EncodeError, InputError, NotFoundError
 from appliance.fsutil import publish
 
 log = logging.getLogger(__name__)
@@ -163,15 +163,9 @@ class ClipMaker:
     def run(self, job: Job) -> Job:
         """Render a claimed job; the job ends done, failed or cancelled, never half-written."""
         table = {"clip": "clips", "still": "stills"}[job.kind]
-        try:
-            result = self._render_clip(job) if job.kind == "clip" else self._render_still(job)
-        except JobCancelled:
-            self._set_status(table, job.subject, "cancelled")
-            return self.jobs.mark_cancelled(job.id)
-        except (EncodeError, InputError, NotFoundError, MediaError) as e:
-            self._set_status(table, job.subject, "failed")
-            return self.jobs.fail(job.id, str(e))
-        return self.jobs.finish(job.id, result)
+        render = self._render_clip if job.kind == "clip" else self._render_still
+        return run_job(self.jobs, job, render,
+                       lambda status: self._set_status(table, job.subject, status))
 
     def _out_dir(self, rec_id: str, kind: str) -> Path:
         rec = self.catalog.get_recording(rec_id)

@@ -19,9 +19,9 @@ from appliance import ffmpeg_tool
 from appliance.catalog import Catalog, utc_now
 from appliance.config import EncodeConfig
 from appliance.encode.argv import GLOBAL
-from appliance.encode.jobs import Job, JobQueue
-from appliance.encode.progress import JobCancelled, run_with_progress
-from appliance.errors import EncodeError, InputError, MediaError, NotFoundError
+from appliance.encode.jobs import Job, JobQueue, run_job
+from appliance.encode.progress import run_with_progress
+from appliance.errors import EncodeError, InputError, NotFoundError
 from appliance.fsutil import publish
 
 TITLE_S = 2.0
@@ -125,15 +125,8 @@ class FilmMaker:
 
     def run(self, job: Job) -> Job:
         """Render a claimed film job; ends done, failed or cancelled."""
-        try:
-            result = self._render(job)
-        except JobCancelled:
-            self._status(job.subject, "cancelled")
-            return self.jobs.mark_cancelled(job.id)
-        except (EncodeError, InputError, NotFoundError, MediaError) as e:
-            self._status(job.subject, "failed")
-            return self.jobs.fail(job.id, str(e))
-        return self.jobs.finish(job.id, result)
+        return run_job(self.jobs, job, self._render,
+                       lambda status: self._status(job.subject, status))
 
     def _render(self, job: Job) -> dict[str, Any]:
         clips = [self._clip(c) for c in job.params["clip_ids"]]

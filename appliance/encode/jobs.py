@@ -11,10 +11,11 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from appliance.catalog import Catalog, utc_now
-from appliance.errors import InputError, NotFoundError
+from appliance.errors import ApplianceError, InputError, NotFoundError
 
 KINDS = ("assets", "clip", "still", "film")
 ACTIVE = ("queued", "running")
@@ -191,6 +192,23 @@ def _job(row: sqlite3.Row) -> Job:
                result=json.loads(row["result"]) if row["result"] else None,
                cancel_requested=bool(row["cancel_requested"]), created_at=row["created_at"],
                started_at=row["started_at"], finished_at=row["finished_at"])
+
+
+def run_job(queue: JobQueue, job: Job, render: Callable[[Job], dict[str, Any]],
+            set_status: Callable[[str], None]) -> Job:
+    """Run `render` for a claimed job and end the job done, failed or cancelled;
+    `set_status` marks the thing being made (its row) the same way."""
+    from appliance.encode.progress import JobCancelled
+
+    try:
+        result = render(job)
+    except JobCancelled:
+        set_status("cancelled")
+        return queue.mark_cancelled(job.id)
+    except (ApplianceError, OSError) as e:
+        set_status("failed")
+        return queue.fail(job.id, str(e))
+    return queue.finish(job.id, result)
 
 
 def queue_assets(catalog: Catalog, rec_id: str) -> None:
