@@ -101,7 +101,9 @@ def recover_one(catalog: Catalog, rec: Recording, *, default_fps: int,
                               mic_failed=rec.audio == "failed")
         except ApplianceError as e:
             detail = f"could not be finalized: {e}"
-            catalog.update_recording(rec.id, status="failed", problems=[*rec.problems, detail],
+            # Retried at every start: say it once, not once per attempt.
+            problems = [p for p in rec.problems if not p.startswith("could not be finalized")]
+            catalog.update_recording(rec.id, status="failed", problems=[*problems, detail],
                                      actor="recover")
             return RecoveryOutcome(rec.id, "failed", detail, catalog.get_recording(rec.id))
         remove_journal(directory)
