@@ -241,3 +241,14 @@ def test_a_failed_job_keeps_a_readable_reason(maker: Any) -> None:
     with maker.catalog.transaction() as db:
         status = db.execute("SELECT status FROM clips WHERE id=?", (job.subject,)).fetchone()[0]
     assert status == "failed"
+
+
+def test_cli_cancels_a_queued_job(maker: Any, vigbox: Any) -> None:
+    job = maker.request_still(maker.rec_id, 1.0)
+    cancelled = vigbox("jobs", "--cancel", str(job.id), "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.json()["status"] == "cancelled"
+    again = vigbox("jobs", "--cancel", str(job.id))
+    assert again.returncode == 1 and "already cancelled" in again.error_line()
+    assert vigbox("jobs", "--cancel", "999").returncode == 1
+    assert maker.jobs.claim(job.id) is None, "a cancelled job is never run"

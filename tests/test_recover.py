@@ -155,3 +155,20 @@ def test_capture_daemon_recovers_on_start(data_dir: Path, cli_env: dict[str, str
     assert daemon.returncode == 0, daemon.log
     assert "recovered" in daemon.log
     assert os.path.exists(rec.path)  # type: ignore[arg-type]
+
+
+def test_an_import_interrupted_before_its_catalog_row_is_adopted(data_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    folder = data_dir / "recordings" / "20260101-000000-ffff"
+    folder.mkdir(parents=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=30:duration=1", "-c:v", "libx264", "-preset",
+                    "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
+                    str(folder / "recording.mp4")], check=True, timeout=60)
+    with Catalog(data_dir) as catalog:
+        [outcome] = recover_all(catalog, default_fps=30, default_sample_rate=48000)
+        assert (outcome.id, outcome.action) == (folder.name, "recovered")
+        rec = catalog.get_recording(folder.name)
+        assert (rec.status, rec.origin, rec.video_frames, rec.audio) == (
+            "recovered", "import", 30, "none")
+        assert recover_all(catalog, default_fps=30, default_sample_rate=48000) == []

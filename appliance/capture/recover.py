@@ -19,7 +19,7 @@ from appliance import ffmpeg_tool
 from appliance.capture import journal as journal_files
 from appliance.capture.finalize import finalize
 from appliance.capture.session import lock_directory, remove_journal
-from appliance.catalog import Catalog, Recording
+from appliance.catalog import Catalog, Recording, utc_now
 from appliance.encode.jobs import queue_assets
 from appliance.errors import ApplianceError, BusyError
 
@@ -62,7 +62,7 @@ def recover_all(catalog: Catalog, *, default_fps: int, default_sample_rate: int
                 ) -> list[RecoveryOutcome]:
     """Recover every candidate; one bad recording never stops the others."""
     clean_stale_imports(catalog.data_dir)
-    outcomes = []
+    outcomes = adopt_orphaned_imports(catalog)
     for rec in candidates(catalog):
         try:
             outcomes.append(recover_one(catalog, rec, default_fps=default_fps,
@@ -162,3 +162,42 @@ def clean_stale_imports(data_dir: Path) -> None:
     for tmp in staging.glob(".import-*"):
         log.info("removing an unfinished import: %s", tmp.name)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def adopt_orphaned_imports(catalog: Catalog) -> list[RecoveryOutcome]:
+    """Catalog finished imports whose catalog row was lost to a crash.
+
+    An import renames its folder into place and then adds the row; a crash in
+    between leaves a playable film that nothing lists. Capture folders always
+    have a row first (and a meta.json), so a folder with only the MP4 is such an import.
+    """
+    recordings = catalog.data_dir / "recordings"
+    if not recordings.is_dir():
+        return []
+    known = {r.id for r in catalog.list_recordings()}
+    outcomes = []
+    for folder in sorted(recordings.iterdir()):
+        film = folder / MP4
+        if (folder.name.startswith(".") or folder.name in known or not film.is_file()
+                or (folder / "meta.json").exists()):
+            continue
+        try:
+            info = ffmpeg_tool.probe(film, count_packets=True)
+            video = next(s for s in info["streams"] if s.get("codec_type") == "video")
+        except (ApplianceError, StopIteration) as e:
+            log.warning("orphaned folder %s has no usable film (%s); left alone", folder.name, e)
+            continue
+        rec = catalog.create_recording(
+            folder.name, case=None, started_at=utc_now(), directory=folder, origin="import",
+            status="recovered", actor="recover", path=film,
+            duration_s=round(float(info["format"].get("duration") or 0), 3),
+            width=video.get("width"), height=video.get("height"),
+            video_frames=int(video.get("nb_read_packets") or 0),
+            audio="ok" if any(s.get("codec_type") == "audio" for s in info["streams"])
+            else "none",
+            problems=["an import interrupted before it was catalogued; its case, if any, "
+                      "must be set again"])
+        queue_assets(catalog, rec.id)
+        log.info("adopted the orphaned import %s", rec.id)
+        outcomes.append(RecoveryOutcome(rec.id, "recovered", "an interrupted import", rec))
+    return outcomes
