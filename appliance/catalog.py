@@ -118,6 +118,13 @@ class Catalog:
                 raise
             self._db.execute("COMMIT")
 
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads only: no write lock, so a reader polling (a job's
+        progress, its cancel flag) never holds up a writer such as capture."""
+        with self._lock:
+            yield self._db
+
     @property
     def schema_version(self) -> int:
         """The number of migrations applied."""

@@ -21,7 +21,7 @@ from appliance.capture.finalize import finalize
 from appliance.capture.session import lock_directory, remove_journal
 from appliance.catalog import Catalog, Recording, utc_now
 from appliance.encode.jobs import queue_assets
-from appliance.errors import ApplianceError, BusyError
+from appliance.errors import ApplianceError, BusyError, MediaError
 
 log = logging.getLogger(__name__)
 MP4 = "recording.mp4"
@@ -122,21 +122,26 @@ def recover_one(catalog: Catalog, rec: Recording, *, default_fps: int,
 def _adopt_published(catalog: Catalog, rec: Recording, out: Path,
                      problems: list[str]) -> RecoveryOutcome:
     try:
-        info = ffmpeg_tool.probe(out, count_packets=True)
+        facts = film_facts(out)
     except ApplianceError as e:
-        return _give_up(catalog, rec, f"the finished file is unreadable ({e})")
-    video = next((s for s in info.get("streams", []) if s.get("codec_type") == "video"), None)
-    has_audio = any(s.get("codec_type") == "audio" for s in info.get("streams", []))
-    if video is None:
-        return _give_up(catalog, rec, "the finished file has no video")
-    frames = int(video.get("nb_read_packets") or 0)
-    duration = float(info.get("format", {}).get("duration") or 0.0)
-    updated = catalog.update_recording(
-        rec.id, status="recovered", path=out, duration_s=round(duration, 3),
-        video_frames=frames, audio="ok" if has_audio else "none", problems=problems,
-        actor="recover")
+        return _give_up(catalog, rec, f"the finished file is unusable ({e})")
+    updated = catalog.update_recording(rec.id, status="recovered", path=out,
+                                       problems=problems, actor="recover", **facts)
     return RecoveryOutcome(rec.id, "recovered", "the finished file was already complete",
                            updated)
+
+
+def film_facts(film: Path) -> dict[str, Any]:
+    """Catalog fields read from a finished MP4; MediaError if it has no video."""
+    info = ffmpeg_tool.probe(film, count_packets=True)
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    if video is None:
+        raise MediaError(f"{film.name} has no video")
+    return {"duration_s": round(float(info.get("format", {}).get("duration") or 0.0), 3),
+            "width": video.get("width"), "height": video.get("height"),
+            "video_frames": int(video.get("nb_read_packets") or 0),
+            "audio": "ok" if any(s.get("codec_type") == "audio" for s in streams) else "none"}
 
 
 def _give_up(catalog: Catalog, rec: Recording, why: str) -> RecoveryOutcome:
@@ -182,19 +187,13 @@ def adopt_orphaned_imports(catalog: Catalog) -> list[RecoveryOutcome]:
                 or (folder / "meta.json").exists()):
             continue
         try:
-            info = ffmpeg_tool.probe(film, count_packets=True)
-            video = next(s for s in info["streams"] if s.get("codec_type") == "video")
-        except (ApplianceError, StopIteration) as e:
+            facts = film_facts(film)
+        except ApplianceError as e:
             log.warning("orphaned folder %s has no usable film (%s); left alone", folder.name, e)
             continue
         rec = catalog.create_recording(
             folder.name, case=None, started_at=utc_now(), directory=folder, origin="import",
-            status="recovered", actor="recover", path=film,
-            duration_s=round(float(info["format"].get("duration") or 0), 3),
-            width=video.get("width"), height=video.get("height"),
-            video_frames=int(video.get("nb_read_packets") or 0),
-            audio="ok" if any(s.get("codec_type") == "audio" for s in info["streams"])
-            else "none",
+            status="recovered", actor="recover", path=film, **facts,
             problems=["an import interrupted before it was catalogued; its case, if any, "
                       "must be set again"])
         queue_assets(catalog, rec.id)

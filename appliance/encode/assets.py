@@ -19,7 +19,7 @@ import numpy as np
 
 from appliance import ffmpeg_tool
 from appliance.catalog import Catalog, utc_now
-from appliance.encode.argv import GLOBAL
+from appliance.encode.argv import GLOBAL, progress_args
 from appliance.encode.jobs import Job, JobQueue, run_job
 from appliance.encode.progress import run_with_progress
 from appliance.errors import EncodeError, InputError, MediaError
@@ -157,7 +157,7 @@ class AssetMaker:
         tmp = _tmp(final)
         lo, hi = scale
         try:
-            run_with_progress(["ffmpeg", "-progress", "pipe:1", "-nostats", *argv[1:]],
+            run_with_progress(progress_args(argv),
                               duration_s=duration, what=f"making the {what}",
                               on_progress=lambda f: self.jobs.progress(job.id, lo + f * (hi - lo)),
                               should_cancel=cancel, nice=self.nice)

@@ -167,9 +167,9 @@ class ClipMaker:
         return run_job(self.jobs, job, render,
                        lambda status: self._set_status(table, job.subject, status))
 
-    def _out_dir(self, rec_id: str, kind: str) -> Path:
-        rec = self.catalog.get_recording(rec_id)
-        out = rec.dir / kind
+    @staticmethod
+    def _out_dir(src: Source, kind: str) -> Path:
+        out = src.recording.dir / kind
         out.mkdir(parents=True, exist_ok=True)
         return out
 
@@ -179,7 +179,7 @@ class ClipMaker:
         h = float(p.get("handles_s") or 0)
         start = max(0.0, float(p["start_s"]) - h)
         end = min(src.duration_s, float(p["end_s"]) + h)
-        out = self._out_dir(src.recording.id, "clips") / f"{job.subject}.mp4"
+        out = self._out_dir(src, "clips") / f"{job.subject}.mp4"
         tmp = out.with_name(f".{out.name}.tmp")
         try:
             if p["exact"]:
@@ -227,7 +227,7 @@ class ClipMaker:
         p = job.params
         src = source_of(self.catalog, p["recording_id"])
         frame = av.frame_at(float(p["at_s"]) - src.video_start_s, src.fps)
-        out = self._out_dir(src.recording.id, "stills") / f"{job.subject}.jpg"
+        out = self._out_dir(src, "stills") / f"{job.subject}.jpg"
         tmp = out.with_name(f".{out.name}.tmp.jpg")
         try:
             self._ffmpeg(av.still_argv(src.path, tmp, frame, src.fps), 1 / src.fps, job,

@@ -18,7 +18,7 @@ from typing import Any
 from appliance import ffmpeg_tool
 from appliance.catalog import Catalog, utc_now
 from appliance.config import EncodeConfig
-from appliance.encode.argv import GLOBAL
+from appliance.encode.argv import GLOBAL, progress_args
 from appliance.encode.jobs import Job, JobQueue, run_job
 from appliance.encode.progress import run_with_progress
 from appliance.errors import EncodeError, InputError, NotFoundError
@@ -160,7 +160,7 @@ class FilmMaker:
         argv = film_argv(parts, tmp, width=int(video["width"]), height=int(video["height"]),
                          fps=fps, font=font, crf=self.config.crf, preset=self.config.preset)
         try:
-            run_with_progress(["ffmpeg", "-progress", "pipe:1", "-nostats", *argv[1:]],
+            run_with_progress(progress_args(argv),
                               duration_s=total, what=f"review film {job.subject}",
                               on_progress=lambda f: self.jobs.progress(job.id, f),
                               should_cancel=lambda: self.jobs.cancel_requested(job.id),

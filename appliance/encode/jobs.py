@@ -136,7 +136,7 @@ class JobQueue:
 
     def cancel_requested(self, job_id: int) -> bool:
         """True once someone asked to cancel this job."""
-        with self.catalog.transaction() as db:
+        with self.catalog.read() as db:
             return bool(self._row(db, job_id)["cancel_requested"])
 
     def requeue_abandoned(self) -> list[int]:
@@ -152,7 +152,7 @@ class JobQueue:
 
     def get(self, job_id: int) -> Job:
         """One job; NotFoundError if unknown."""
-        with self.catalog.transaction() as db:
+        with self.catalog.read() as db:
             return _job(self._row(db, job_id))
 
     def list(self, statuses: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
@@ -161,7 +161,7 @@ class JobQueue:
         if statuses:
             query += f" WHERE status IN ({','.join('?' * len(statuses))})"
             args = list(statuses)
-        with self.catalog.transaction() as db:
+        with self.catalog.read() as db:
             rows = db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [_job(r) for r in rows]
 
