@@ -51,12 +51,50 @@ class GpioError(CaptureError):
     """The button or LED could not be set up."""
 
 
-class ControlError(CaptureError):
-    """The capture daemon's control socket could not be reached or refused a command."""
-
-
 class BusyError(CaptureError):
     """The request conflicts with the current state (e.g. start while recording)."""
+
+
+class ControlError(CaptureError):
+    """The capture daemon could not be reached, or refused or failed a command.
+
+    `kind` says which, so a caller can answer as it should (a web view: 409 / 400 /
+    503 / 500): "busy", "bad_request", "not_running" or "failed".
+    """
+
+    kind = "failed"
+
+
+class DaemonBusyError(ControlError, BusyError):
+    """The daemon refused: the command conflicts with what it is doing now."""
+
+    kind = "busy"
+
+
+class DaemonRequestError(ControlError, InputError):
+    """The daemon refused the request itself (unknown command, bad argument, no consent)."""
+
+    kind = "bad_request"
+
+
+class DaemonNotRunningError(ControlError):
+    """Nothing answers on the control socket: the capture service is not running."""
+
+    kind = "not_running"
+
+
+class DaemonFailedError(ControlError):
+    """The daemon tried and failed (camera missing, disk full, an internal error)."""
+
+    kind = "failed"
+
+
+class ConsentError(InputError):
+    """The case's consent on record does not cover what was asked."""
+
+
+class NoConsentError(PreflightError, ConsentError):
+    """A recording was refused: its case has no consent to filming on record."""
 
 
 class EncodeError(ApplianceError):

@@ -1,14 +1,16 @@
-"""The one place ffmpeg and ffprobe are run: argv lists, no shell, bounded stderr.
+"""The one place ffmpeg and ffprobe are started: argv lists, no shell, bounded stderr.
 
 Commands are built elsewhere as pure functions (usually with ffmpeg-python's
-`.compile()`); this module only runs them and turns failures into MediaError.
+`.compile()`); this module starts them (own session, priority), stops them
+(terminate → wait → kill) and turns failures into MediaError. `appliance.probe`
+reads ffprobe's answers.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -62,36 +64,76 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
         proc.wait(timeout)
 
 
-def run(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = False) -> str:
-    """Run ffmpeg/ffprobe to completion; return stdout, or raise MediaError with stderr's tail."""
+def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
+          stdout: int | None = subprocess.PIPE, nice: int = 0) -> subprocess.Popen[bytes]:
+    """Start ffmpeg/ffprobe: argv list, its own session (a terminal's Ctrl-C or a signal
+    to our group never reaches it half-way; we stop it), at niceness `nice` (never
+    less nice than we are)."""
     require(argv[0])
     log.debug("running %s", " ".join(argv))
     try:
-        proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout)
+        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as e:
+        raise MediaError(f"cannot start {argv[0]}: {e.strerror}") from None
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, proc.pid,
+                           max(os.getpriority(os.PRIO_PROCESS, 0), min(19, nice)))
+        except OSError:
+            pass  # only a priority; the child may already have ended
+    return proc
+
+
+def _finish(proc: subprocess.Popen[bytes], *, timeout: float, what: str, argv0: str,
+            quiet: bool) -> bytes:
+    """Wait for a spawned child; its stdout, or MediaError with stderr's tail."""
+    assert proc.stderr is not None
+    tail = StderrTail(proc.stderr)
+    chunks: list[bytes] = []
+    reader = None
+    if proc.stdout is not None:
+        reader = threading.Thread(target=_drain, args=(proc.stdout, chunks), daemon=True,
+                                  name="ffmpeg-stdout")
+        reader.start()
+    try:
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        raise MediaError(f"{what}: {argv[0]} took longer than {timeout:.0f} s") from None
+        stop_process(proc)
+        raise MediaError(f"{what}: {argv0} took longer than {timeout:.0f} s") from None
+    except BaseException:
+        stop_process(proc)  # interrupted (SIGTERM, Ctrl-C): the child never outlives us
+        raise
+    if reader is not None:
+        reader.join()
+    out = b"".join(chunks)
+    text = tail.text()
     # ffmpeg 5 can exit 0 although writing the trailer (the file's index) failed.
-    trailer_failed = b"Error writing trailer" in proc.stderr
-    if proc.returncode != 0 or trailer_failed:
-        tail = "\n".join(proc.stderr.decode("utf-8", "replace").splitlines()[-STDERR_LINES:])
+    if proc.returncode != 0 or "Error writing trailer" in text:
         # quiet: a failure the caller expects and explains (e.g. probing a file that is
         # not a video): the detail is for debugging, not an error of the box.
         log.log(logging.DEBUG if quiet else logging.ERROR, "%s failed (exit %s):\n%s", what,
-                proc.returncode, tail)
-        last = tail.splitlines()[-1] if tail else "no message"
+                proc.returncode, text)
+        last = text.strip().splitlines()[-1] if text.strip() else "no message"
         raise MediaError(f"{what} failed: {last}")
-    return proc.stdout.decode("utf-8", "replace")
+    return out
 
 
-def probe(path: Path, *, count_packets: bool = False, timeout: float = 60,
-          quiet: bool = False) -> dict[str, Any]:
-    """ffprobe's JSON description of a media file (format and streams)."""
-    argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
-    if count_packets:
-        argv.append("-count_packets")
-    out = run([*argv, str(path)], timeout=timeout, what=f"reading {path.name}", quiet=quiet)
-    try:
-        return json.loads(out)
-    except json.JSONDecodeError:
-        raise MediaError(f"ffprobe gave unreadable output for {path.name}") from None
+def _drain(stream: IO[bytes], chunks: list[bytes]) -> None:
+    for block in iter(lambda: stream.read(65536), b""):
+        chunks.append(block)
+    stream.close()
+
+
+def run(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = False,
+        nice: int = 0) -> str:
+    """Run ffmpeg/ffprobe to completion; its stdout as text."""
+    return run_bytes(argv, timeout=timeout, what=what, quiet=quiet,
+                     nice=nice).decode("utf-8", "replace")
+
+
+def run_bytes(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = False,
+              nice: int = 0) -> bytes:
+    """Run ffmpeg/ffprobe to completion; its stdout as bytes (raw samples, frames)."""
+    proc = spawn(argv, nice=nice)
+    return _finish(proc, timeout=timeout, what=what, argv0=argv[0], quiet=quiet)

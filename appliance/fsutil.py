@@ -1,13 +1,17 @@
-"""File-system helpers: atomic writes, directory fsync, free space."""
+"""File-system helpers: atomic writes, directory fsync, free space, ballast, folder locks."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from appliance.errors import BusyError
+from appliance.layout import LOCK_NAME
 
 
 def fsync_dir(path: Path) -> None:
@@ -84,3 +88,27 @@ def release_ballast(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def lock_directory(directory: Path) -> IO[bytes]:
+    """Hold an exclusive lock on a folder (a recording, an import being staged) for as
+    long as the returned handle is open; BusyError if another process holds it."""
+    handle = open(directory / LOCK_NAME, "ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise BusyError(f"{directory.name} is in use by another process") from None
+    return handle
+
+
+def is_locked(directory: Path) -> bool:
+    """True if another process holds the folder's lock (it is being recorded or staged)."""
+    try:
+        handle = lock_directory(directory)
+    except BusyError:
+        return True
+    except OSError:
+        return False
+    handle.close()
+    return False

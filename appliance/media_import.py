@@ -20,11 +20,11 @@ from typing import Any
 import ffmpeg
 
 from appliance import ffmpeg_tool
-from appliance.capture.session import new_recording_id
-from appliance.catalog import Catalog, Recording, utc_now
-from appliance.encode.jobs import queue_assets
-from appliance.errors import InputError, MediaError
+from appliance.catalog import (Catalog, Consent, Origin, Recording, RecordingStatus,
+                               new_recording_id, utc_now)
+from appliance.errors import ConsentError, InputError, MediaError
 from appliance.fsutil import free_bytes, fsync_dir, publish
+from appliance.probe import raw_probe
 
 log = logging.getLogger(__name__)
 MP4 = "recording.mp4"
@@ -64,7 +64,7 @@ def inspect(path: Path) -> SourceInfo:
     if not path.is_file():
         raise InputError(f"{path} is not a file")
     try:
-        info = ffmpeg_tool.probe(path, timeout=120, quiet=True)
+        info = raw_probe(path, timeout=120, quiet=True)
     except MediaError:
         raise InputError(f"{path.name} is not a video file ffmpeg can read; "
                          "import an MP4, MOV, MKV or similar film") from None
@@ -133,21 +133,22 @@ def transcode_argv(src: Path, out: Path, fps: int) -> list[str]:
             .global_args("-hide_banner", "-loglevel", "error", "-nostdin", "-y").compile())
 
 
-def import_video(catalog: Catalog, src: Path, *, case: str | None = None) -> Recording:
+def import_video(catalog: Catalog, src: Path, *, case: str | None = None,
+                 actor: str = "import") -> Recording:
     """Import `src` as a new ready recording; nothing is left behind on failure."""
-    if case is not None and "filming" not in catalog.get_case(case)["consent"]:
-        raise InputError(f"case {case} has no consent to filming on record, so no film can "
+    if case is not None and not catalog.cases.get(case).allows(Consent.FILMING):
+        raise ConsentError(f"case {case} has no consent to filming on record, so no film can "
                          f"be kept for it; record it first: `vigbox cases consent {case} "
                          "--give filming`")
     info = inspect(src)
-    recordings = catalog.data_dir / "recordings"
+    recordings = catalog.layout.recordings_dir
     recordings.mkdir(parents=True, exist_ok=True)
     need = src.stat().st_size * 2 + 64 * 1024 * 1024
     if free_bytes(recordings) < need:
         raise MediaError(f"not enough disk space to import {src.name} "
                          f"(needs about {need // 2**20} MB)")
     rec_id = new_recording_id()
-    staging = recordings / f".import-{rec_id}"
+    staging = catalog.layout.staging_dir(rec_id)
     staging.mkdir()
     try:
         tmp = staging / f".{MP4}.tmp"
@@ -158,7 +159,7 @@ def import_video(catalog: Catalog, src: Path, *, case: str | None = None) -> Rec
         log.info("importing %s (%s)", src.name, how)
         ffmpeg_tool.run(argv, timeout=max(600, info.duration_s * 10), what=f"importing {src.name}")
         publish(tmp, staging / MP4)
-        final_info = ffmpeg_tool.probe(staging / MP4, count_packets=True)
+        final_info = raw_probe(staging / MP4, count_packets=True)
         video = next(s for s in final_info["streams"] if s.get("codec_type") == "video")
         has_audio = any(s.get("codec_type") == "audio" for s in final_info["streams"])
         directory = recordings / rec_id
@@ -168,14 +169,13 @@ def import_video(catalog: Catalog, src: Path, *, case: str | None = None) -> Rec
         shutil.rmtree(staging, ignore_errors=True)
         raise
     fps = _frame_rate(video)
-    rec = catalog.create_recording(
-        rec_id, case=case, started_at=utc_now(), directory=directory, origin="import",
-        status="ready", actor="import", path=directory / MP4,
+    rec = catalog.recordings.create(
+        rec_id, case=case, started_at=utc_now(), origin=Origin.IMPORT,
+        status=RecordingStatus.READY, actor=actor, path=directory / MP4,
         duration_s=round(float(final_info["format"].get("duration") or info.duration_s), 3),
         width=int(video.get("width") or info.width), height=int(video.get("height") or
                                                                  info.height),
         fps=round(float(fps), 3), video_frames=int(video.get("nb_read_packets") or 0),
         dropped_frames=0, audio="ok" if has_audio else "none",
         problems=[] if how == "remuxed" else [f"imported from {info.video_codec}: transcoded"])
-    queue_assets(catalog, rec.id)
     return rec

@@ -167,7 +167,7 @@ def run_once(config: Config, seconds: float) -> dict[str, Any]:
         while daemon.state is State.FINALIZING:
             time.sleep(0.01)
         finalize_s = time.monotonic() - stop_at
-        rec = daemon.catalog.get_recording(daemon.last_recording or "")
+        rec = daemon.catalog.recordings.get(daemon.last_recording or "")
         daemon_peak_mb = _vm_hwm_mb(os)  # os.getpid() via the same reader
     assert rec.path is not None, rec.problems
     sync, dropped_barcode = analyse(rec.path)

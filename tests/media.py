@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from appliance import ffmpeg_tool, mp4
+from appliance import mp4
+from appliance.probe import raw_probe
 from appliance.capture.sync_check import frame_indices, index_gaps as gaps
 
 __all__ = ["frame_indices", "gaps", "streams", "top_level_boxes"]
@@ -18,5 +19,5 @@ def top_level_boxes(path: Path) -> list[str]:
 
 def streams(path: Path) -> dict[str, dict[str, Any]]:
     """ffprobe's streams by type, with packets counted."""
-    info = ffmpeg_tool.probe(path, count_packets=True)
+    info = raw_probe(path, count_packets=True)
     return {s["codec_type"]: s for s in info["streams"]} | {"format": info["format"]}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from appliance.catalog import Catalog
-from appliance.encode.assets import COLUMNS, THUMB_H, THUMB_W, AssetMaker, sprite_vtt
-from appliance.encode.jobs import JobQueue
+from appliance.catalog import Origin
+from appliance.encode.assets import COLUMNS, THUMB_H, THUMB_W, sprite_vtt
 from appliance.encode.worker import EncodeWorker
 from appliance.config import Config
 from appliance.errors import InputError
@@ -30,13 +30,15 @@ def test_vtt_index_points_at_each_tile() -> None:
     assert cues[-1][1] == "00:00:25.000"
 
 
-def test_import_queues_assets_and_the_worker_makes_them(barcode_film: Path, data_dir: Path,
-                                                        config: Config) -> None:
+def test_the_worker_finds_a_film_without_assets_and_makes_them(
+        barcode_film: Path, data_dir: Path, config: Config) -> None:
     with Catalog(data_dir) as catalog:
-        rec = import_video(catalog, barcode_film)
-        [job] = JobQueue(catalog).list()
-        assert (job.kind, job.subject, job.status) == ("assets", rec.id, "queued")
+        rec = import_video(catalog, barcode_film, actor="test")
+        assert catalog.jobs.list() == []  # the import does not call the encoder
         ended = EncodeWorker(catalog, config.encode).run_one()
+        assert ended is not None and (ended.kind, ended.subject) == ("assets", rec.id)
+        assert catalog.assets.get(rec.id).status == "ready"
+        assert catalog.assets.queue_missing(actor="test") == []  # nothing is made twice
         assert ended is not None and ended.status == "done", ended
         assert ended.progress == 1.0
         result: dict[str, Any] = ended.result or {}
@@ -58,7 +60,8 @@ def test_import_queues_assets_and_the_worker_makes_them(barcode_film: Path, data
 def test_assets_need_a_finished_film(data_dir: Path) -> None:
     with Catalog(data_dir) as catalog:
         from appliance.catalog import utc_now
-        catalog.create_recording("20260101-000000-eeee", case=None, started_at=utc_now(),
-                                 directory=data_dir / "recordings" / "x", origin="capture")
+        catalog.recordings.create("20260101-000000-eeee", case=None, started_at=utc_now(),
+                                  origin=Origin.CAPTURE, actor="test")
         with pytest.raises(InputError, match="finished film"):
-            AssetMaker(catalog).request("20260101-000000-eeee")
+            catalog.assets.request("20260101-000000-eeee", actor="test")
+        assert catalog.assets.queue_missing(actor="test") == []  # not playable: no assets

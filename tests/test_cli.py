@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from appliance import __version__
-from appliance.catalog import Catalog
+from appliance.catalog import Catalog, Consent
 
 
 def only_line(result: Any) -> str:
@@ -26,8 +26,9 @@ def only_line(result: Any) -> str:
 def catalog_state(data_dir: Path) -> tuple[list[Any], list[Any], list[Any]]:
     """Cases, recordings and audit log, to show a refused command changed nothing."""
     with Catalog(data_dir) as catalog:
-        return (catalog.list_cases(), [r.to_json() for r in catalog.list_recordings()],
-                catalog.audit_log())
+        return ([c.to_json() for c in catalog.cases.list()],
+                [r.to_json() for r in catalog.recordings.list()],
+                [e.to_json() for e in catalog.audit.entries()])
 
 
 # -- one JSON document ---------------------------------------------------------------------
@@ -110,7 +111,7 @@ def test_cases_add_consent_defaults_to_today(vigbox: Any) -> None:
 def test_cases_add_refused(vigbox: Any, data_dir: Path, args: tuple[str, ...],
                            reason: str) -> None:
     with Catalog(data_dir) as catalog:
-        catalog.add_case("VIG-2026-001", {"filming": "2026-01-01"})
+        catalog.cases.add("VIG-2026-001", {Consent.FILMING: "2026-01-01"}, actor="test")
     before = catalog_state(data_dir)
     result = vigbox(*args, "--json")
     assert result.returncode == 1
@@ -138,7 +139,8 @@ def test_record_bad_seconds(vigbox: Any, data_dir: Path, seconds: str, status: i
 
 def test_record_needs_filming_consent(vigbox: Any, data_dir: Path) -> None:
     with Catalog(data_dir) as catalog:
-        catalog.add_case("VIG-2026-030", {"supervision": "2026-01-01", "training": "2026-01-01"})
+        catalog.cases.add("VIG-2026-030", {Consent.SUPERVISION: "2026-01-01",
+                                            Consent.TRAINING: "2026-01-01"}, actor="test")
     result = vigbox("record", "--simulate", "--seconds", "2", "--case", "VIG-2026-030", "--json",
                     timeout=60)
     assert result.returncode == 1
@@ -162,7 +164,7 @@ def test_record_unknown_case_refused(vigbox: Any, data_dir: Path) -> None:
 
 def test_record_with_filming_consent(vigbox: Any, data_dir: Path) -> None:
     with Catalog(data_dir) as catalog:
-        catalog.add_case("VIG-2026-031", {"filming": "2026-01-01"})
+        catalog.cases.add("VIG-2026-031", {Consent.FILMING: "2026-01-01"}, actor="test")
     result = vigbox("record", "--simulate", "--seconds", "2", "--case", "VIG-2026-031", "--json",
                     timeout=60)
     assert result.returncode == 0, result.stderr

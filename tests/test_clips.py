@@ -13,29 +13,56 @@ import numpy as np
 import pytest
 
 from appliance.capture.picture import BARCODE_BITS, CELL, read_frame_index
-from appliance.catalog import Catalog
+from appliance.catalog import Catalog, Job, MomentSource
 from appliance.config import Config
 from appliance.encode import argv as av
-from appliance.encode.clips import ClipMaker
-from appliance.encode.jobs import JobQueue
+from appliance.encode.worker import EncodeWorker
 from appliance.errors import InputError, NotFoundError
-from appliance.media_import import import_video
+from appliance.services import media
+from appliance.services.app import App
+from appliance.services.imports import import_file
 from tests.media import frame_indices, streams
 
 from tests.conftest import FPS, HEIGHT, WIDTH
+
+ACTOR = "test"
+
+
+class Maker:
+    """The application layer's clip and still requests, and the encoder that runs them."""
+
+    def __init__(self, app: App, rec_id: str) -> None:
+        self.app = app
+        self.rec_id = rec_id
+        self.catalog = app.catalog
+        self.config = app.config.encode
+        self.jobs = app.catalog.jobs
+
+    def with_encode(self, **changes: Any) -> "Maker":
+        encode = dataclasses.replace(self.config, **changes)
+        return Maker(App(dataclasses.replace(self.app.config, encode=encode), self.catalog),
+                     self.rec_id)
+
+    def request_clip(self, rec_id: str, start: float, end: float, **kw: Any) -> Job:
+        return media.request_clip(self.app, rec_id, start, end, actor=ACTOR, **kw)
+
+    def request_still(self, rec_id: str, at: float) -> Job:
+        return media.request_still(self.app, rec_id, at, actor=ACTOR)
+
+    def run(self, job: Job) -> Job:
+        return EncodeWorker(self.catalog, self.config).run_job(job)
 
 
 @pytest.fixture
 def maker(barcode_film: Path, data_dir: Path, config: Config) -> Any:
     catalog = Catalog(data_dir)
-    rec = import_video(catalog, barcode_film)
-    clip_maker = ClipMaker(catalog, config.encode)
-    clip_maker.rec_id = rec.id  # type: ignore[attr-defined]
-    yield clip_maker
+    app = App(config, catalog)
+    rec = import_file(app, barcode_film, case=None, actor=ACTOR)
+    yield Maker(app, rec.id)
     catalog.close()
 
 
-def run(maker: ClipMaker, job: Any) -> dict[str, Any]:
+def run(maker: Maker, job: Any) -> dict[str, Any]:
     claimed = maker.jobs.claim(job.id)
     assert claimed is not None
     done = maker.run(claimed)
@@ -114,12 +141,11 @@ def test_bad_in_and_out_points_are_refused(maker: Any, start: float, end: float,
                                            message: str) -> None:
     with pytest.raises(InputError, match=message):
         maker.request_clip(maker.rec_id, start, end, exact=True)
-    assert [j.kind for j in JobQueue(maker.catalog).list()] == ["assets"]  # the import's only
+    assert maker.jobs.list() == []  # nothing queued (assets are queued by the worker)
 
 
 def test_too_long_unknown_and_bad_still(maker: Any) -> None:
-    short = dataclasses.replace(maker.config, max_clip_s=5.0)
-    limited = ClipMaker(maker.catalog, short)
+    limited = maker.with_encode(max_clip_s=5.0)
     with pytest.raises(InputError, match="at most 5 s"):
         limited.request_clip(maker.rec_id, 0.0, 6.0, exact=True)
     with pytest.raises(NotFoundError):
@@ -132,7 +158,7 @@ def test_too_long_unknown_and_bad_still(maker: Any) -> None:
 
 @pytest.mark.slow
 def test_cancelled_job_leaves_nothing_behind(maker: Any) -> None:
-    slow = ClipMaker(maker.catalog, dataclasses.replace(maker.config, preset="medium"))
+    slow = maker.with_encode(preset="medium")
     job = slow.request_clip(maker.rec_id, 0.0, 12.0, exact=True)
     claimed = slow.jobs.claim(job.id)
     outcome: list[Any] = []
@@ -143,12 +169,13 @@ def test_cancelled_job_leaves_nothing_behind(maker: Any) -> None:
         assert time.monotonic() < deadline, "no progress reported"
         time.sleep(0.05)
     assert 0 < slow.jobs.get(job.id).progress < 1, "the job finished before it was cancelled"
-    slow.jobs.cancel(job.id)
+    slow.jobs.cancel(job.id, actor=ACTOR)
     runner.join(30)
     [ended] = outcome
     assert ended.status == "cancelled"
-    clips = maker.catalog.get_recording(maker.rec_id).dir / "clips"
+    clips = maker.catalog.layout.clips_dir(maker.rec_id)
     assert list(clips.iterdir()) == []
+    assert maker.catalog.media.clip(str(job.subject)).status == "cancelled"
     assert slow.jobs.cancel_requested(job.id)
 
 
@@ -164,7 +191,7 @@ def test_cli_clip_still_and_jobs(maker: Any, vigbox: Any) -> None:
     mine = [j for j in jobs if j["kind"] in ("clip", "still")]
     assert [(j["kind"], j["status"], j["progress"]) for j in mine] == [
         ("still", "done", 100.0), ("clip", "done", 100.0)]
-    assert [j["kind"] for j in jobs if j not in mine] == ["assets"]  # queued by the import
+    assert [j["kind"] for j in jobs if j not in mine] == []
     bad = vigbox("clip", maker.rec_id, "--start", "2", "--end", "1", "--json")
     assert bad.returncode == 1 and bad.stdout == ""
     assert "must be after start" in bad.error_line()
@@ -175,10 +202,10 @@ def test_worker_runs_queued_jobs_and_takes_back_abandoned_ones(maker: Any) -> No
 
     first = maker.request_still(maker.rec_id, 1.0)
     second = maker.request_still(maker.rec_id, 2.0)
-    # A worker that died mid-job (its pid is gone) left `second` running.
-    with maker.catalog.transaction() as db:
-        db.execute("UPDATE jobs SET status='running', worker_pid=? WHERE id=?",
-                   (2**22 + 12345, second.id))
+    # A worker that died mid-job left `second` running: its lease is from another boot.
+    with maker.catalog.db.transaction() as db:
+        db.execute("UPDATE jobs SET status='running', owner='x', lease_boot='another boot',"
+                   " lease_until=1e12, attempts=1 WHERE id=?", (second.id,))
     worker = EncodeWorker(maker.catalog, maker.config)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"poll_s": 0.05})
@@ -193,6 +220,9 @@ def test_worker_runs_queued_jobs_and_takes_back_abandoned_ones(maker: Any) -> No
         thread.join(30)
     assert not thread.is_alive()
     assert maker.jobs.get(second.id).result["frame"] == 60
+    assert maker.jobs.get(second.id).attempts == 2
+    # The worker also found the imported film without review assets and made them.
+    assert maker.catalog.assets.get(maker.rec_id).status == "ready"
 
 
 def test_review_film_joins_clips_in_order_with_titles(maker: Any, vigbox: Any) -> None:
@@ -219,8 +249,10 @@ def test_review_film_joins_clips_in_order_with_titles(maker: Any, vigbox: Any) -
 
 
 def test_marked_moments_become_suggested_clips(maker: Any, vigbox: Any) -> None:
-    moment = maker.catalog.add_moment(maker.rec_id, 10.0, source="button")
-    early = maker.catalog.add_moment(maker.rec_id, 3.0, source="button")
+    moment = maker.catalog.moments.add(maker.rec_id, 10.0, source=MomentSource.BUTTON,
+                                       actor=ACTOR).id
+    early = maker.catalog.moments.add(maker.rec_id, 3.0, source=MomentSource.BUTTON,
+                                      actor=ACTOR).id
     suggestions = vigbox("suggestions", maker.rec_id, "--json").json()
     assert [(s["moment_id"], s["start_s"], s["end_s"]) for s in suggestions] == [
         (early, 0.0, 5.0), (moment, 2.0, 12.0)]
@@ -233,14 +265,12 @@ def test_marked_moments_become_suggested_clips(maker: Any, vigbox: Any) -> None:
 
 def test_a_failed_job_keeps_a_readable_reason(maker: Any) -> None:
     job = maker.request_clip(maker.rec_id, 1.0, 2.0, exact=True)
-    film = maker.catalog.get_recording(maker.rec_id).path
+    film = maker.catalog.recordings.get(maker.rec_id).path
     film.rename(film.with_name("moved.mp4"))
     ended = maker.run(maker.jobs.claim(job.id))
     assert ended.status == "failed"
     assert "is missing" in ended.error
-    with maker.catalog.transaction() as db:
-        status = db.execute("SELECT status FROM clips WHERE id=?", (job.subject,)).fetchone()[0]
-    assert status == "failed"
+    assert maker.catalog.media.clip(str(job.subject)).status == "failed"
 
 
 def test_cli_cancels_a_queued_job(maker: Any, vigbox: Any) -> None:
@@ -252,3 +282,4 @@ def test_cli_cancels_a_queued_job(maker: Any, vigbox: Any) -> None:
     assert again.returncode == 1 and "already cancelled" in again.error_line()
     assert vigbox("jobs", "--cancel", "999").returncode == 1
     assert maker.jobs.claim(job.id) is None, "a cancelled job is never run"
+    assert maker.catalog.media.still(str(job.subject)).status == "cancelled"

@@ -103,6 +103,8 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[[Config], Running]]:
         running = Running(daemon, factory, notify, shutdowns, cfg.socket)
         started.append((running, stop, thread, catalog))
         wait_until(lambda: any("READY=1" in m for m in notify.collect()), "READY=1")
+        # READY=1 goes before recovery; the box takes presses once recovery is done.
+        wait_until(lambda: daemon.state is not State.STARTING, "recovery at start")
         return running
 
     yield start
@@ -127,18 +129,18 @@ def test_button_starts_marks_and_stops(daemon_config: Config, start_daemon: Any)
     wait_until(lambda: (daemon.status()["recording"] or {}).get("elapsed_s", 0) >= 1.0,
                "a second of recording")
     box.press()  # short press while recording: a moment
-    wait_until(lambda: len(box.daemon.catalog.list_moments(daemon.last_recording or "")) == 1,
+    wait_until(lambda: len(box.daemon.catalog.moments.list(daemon.last_recording or "")) == 1,
                "the mark")
     box.press(hold_s=0.6)  # hold: stop
     wait_until(lambda: daemon.state is State.READY, "ready again")
 
-    rec = daemon.catalog.get_recording(daemon.last_recording or "")
+    rec = daemon.catalog.recordings.get(daemon.last_recording or "")
     assert rec.status == "ready"
-    [moment] = daemon.catalog.list_moments(rec.id)
-    assert moment["source"] == "button"
-    assert 0.9 < moment["at_s"] < (rec.duration_s or 0)
+    [moment] = daemon.catalog.moments.list(rec.id)
+    assert moment.source == "button"
+    assert 0.9 < moment.at_s < (rec.duration_s or 0)
     # The hold fired the stop, not another mark.
-    assert len(daemon.catalog.list_moments(rec.id)) == 1
+    assert len(daemon.catalog.moments.list(rec.id)) == 1
     status = box.notify.collect()
     assert any("STATUS=recording" in m for m in status)
     assert any("STATUS=finalizing" in m for m in status)
@@ -189,7 +191,7 @@ def test_preflight_refusal_shows_error_and_reason(daemon_config: Config,
     assert "not enough disk space" in status["last_error"]
     with pytest.raises(ControlError, match="not enough disk space"):
         box.ctl("start")
-    assert box.daemon.catalog.list_recordings() == []
+    assert box.daemon.catalog.recordings.list() == []
 
 
 def test_idle_long_hold_shuts_the_box_down(daemon_config: Config, start_daemon: Any) -> None:
@@ -213,7 +215,7 @@ def test_stopping_the_service_finishes_the_recording(daemon_config: Config,
     wait_until(lambda: box.ctl("status")["recording"]["frames"] > 15, "frames")
     rec_id = box.daemon.last_recording
     box.daemon.close()  # what SIGTERM leads to
-    rec = box.daemon.catalog.get_recording(rec_id or "")
+    rec = box.daemon.catalog.recordings.get(rec_id or "")
     assert rec.status == "ready"
     assert "the capture service was stopped" not in rec.problems
 

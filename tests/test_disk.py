@@ -31,12 +31,12 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 48 MB tmpfs, unmounted afterwards."""
+    """A 96 MB tmpfs, unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs",
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs",
                            str(mount)], capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
@@ -135,7 +135,7 @@ def test_disk_completely_full_is_survived_thanks_to_the_ballast(rig: Any,
     assert rec.status == "ready", rec.problems
     assert "stopped early: the disk is full" in rec.problems
     assert rec.duration_s is not None and rec.duration_s >= 1.4
-    assert catalog.get_recording(rec.id).status == "ready"
+    assert catalog.recordings.get(rec.id).status == "ready"
 
 
 @pytest.mark.slow
@@ -157,7 +157,7 @@ def test_disk_completely_full_without_ballast_loses_nothing_already_written(
     filler.unlink()  # the guider makes room; recovery then finishes the film
     [outcome] = recover_all(catalog, default_fps=30, default_sample_rate=48_000)
     assert outcome.action == "recovered", outcome.detail
-    recovered = catalog.get_recording(rec.id)
+    recovered = catalog.recordings.get(rec.id)
     assert recovered.status == "recovered"
     assert recovered.duration_s is not None and recovered.duration_s >= 1.4
     assert recovered.path is not None and recovered.path.exists()

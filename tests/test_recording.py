@@ -200,8 +200,8 @@ def test_marks_are_stored_at_the_press_time(make_rig) -> None:  # type: ignore[n
     moment = session.mark(first + 1_250_000_000, source="button")
     rec = session.stop()
     assert moment["at_s"] == pytest.approx(1.25, abs=0.001)
-    moments = rig.catalog.list_moments(rec.id)
-    assert [(m["at_s"], m["source"]) for m in moments] == [(1.25, "button")]
+    moments = rig.catalog.moments.list(rec.id)
+    assert [(m.at_s, m.source) for m in moments] == [(1.25, "button")]
     with pytest.raises(BusyError):
         session.mark()
 

@@ -14,9 +14,9 @@ import pytest
 
 from appliance.capture import journal as journal_files
 from appliance.capture.recover import recover_all
-from appliance.capture.session import lock_directory
+from appliance.fsutil import lock_directory
 from appliance.capture.sync_check import measure_sync
-from appliance.catalog import Catalog, utc_now
+from appliance.catalog import Catalog, Origin, utc_now
 from tests.media import frame_indices, gaps, streams
 from tests.processes import DaemonProcess
 
@@ -95,9 +95,9 @@ def test_kill_9_mid_recording_then_recover(data_dir: Path, cli_env: dict[str, st
 
 
 def _fake_interrupted(catalog: Catalog, rec_id: str, *, with_video: bool) -> Path:
-    directory = catalog.data_dir / "recordings" / rec_id
-    catalog.create_recording(rec_id, case=None, started_at=utc_now(), directory=directory,
-                             origin="capture", fps=30.0)
+    directory = catalog.layout.recording_dir(rec_id)
+    catalog.recordings.create(rec_id, case=None, started_at=utc_now(), origin=Origin.CAPTURE,
+                              fps=30.0, actor="test")
     directory.mkdir(parents=True)
     if with_video:
         (directory / journal_files.VIDEO).write_bytes(b"\x00\x00\x00\x01garbage")
@@ -110,7 +110,7 @@ def test_recovery_of_a_recording_with_nothing_in_it_marks_it_failed(data_dir: Pa
         [outcome] = recover_all(catalog, default_fps=30, default_sample_rate=48000)
         assert outcome.action == "failed"
         assert "nothing was recorded" in outcome.detail
-        assert catalog.get_recording(outcome.id).status == "failed"
+        assert catalog.recordings.get(outcome.id).status == "failed"
         assert recover_all(catalog, default_fps=30, default_sample_rate=48000) == []
 
 
@@ -131,7 +131,7 @@ def test_recovery_skips_a_recording_locked_by_a_live_process(data_dir: Path) -> 
         finally:
             handle.close()
         assert outcome.action == "skipped"
-        assert catalog.get_recording(outcome.id).status == "recording"
+        assert catalog.recordings.get(outcome.id).status == "recording"
 
 
 def test_stale_import_staging_is_removed(data_dir: Path) -> None:
@@ -150,8 +150,10 @@ def test_capture_daemon_recovers_on_start(data_dir: Path, cli_env: dict[str, str
     with DaemonProcess(cli_env) as daemon:
         wait_for(lambda: (data_dir / "capture.sock").exists(), WAIT_S, "the control socket")
         with Catalog(data_dir) as catalog:
-            [rec] = catalog.list_recordings()
-        assert rec.status == "recovered"
+            # Recovery runs in the background once the daemon is up (READY comes first).
+            wait_for(lambda: catalog.recordings.list()[0].status == "recovered", WAIT_S,
+                     "recovery in the background")
+            [rec] = catalog.recordings.list()
     assert daemon.returncode == 0, daemon.log
     assert "recovered" in daemon.log
     assert os.path.exists(rec.path)  # type: ignore[arg-type]
@@ -168,7 +170,7 @@ def test_an_import_interrupted_before_its_catalog_row_is_adopted(data_dir: Path,
     with Catalog(data_dir) as catalog:
         [outcome] = recover_all(catalog, default_fps=30, default_sample_rate=48000)
         assert (outcome.id, outcome.action) == (folder.name, "recovered")
-        rec = catalog.get_recording(folder.name)
+        rec = catalog.recordings.get(folder.name)
         assert (rec.status, rec.origin, rec.video_frames, rec.audio) == (
             "recovered", "import", 30, "none")
         assert recover_all(catalog, default_fps=30, default_sample_rate=48000) == []

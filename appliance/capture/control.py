@@ -1,7 +1,10 @@
 """The capture daemon's control socket: one JSON request per line, one JSON reply per line.
 
 Request: {"cmd": "status" | "start" | "stop" | "mark", ...arguments}.
-Reply: {"ok": true, ...result} or {"ok": false, "error": "what went wrong"}.
+Reply: {"ok": true, ...result} or {"ok": false, "error": "what went wrong", "kind": K}
+where K is "busy" (conflicts with what the box is doing), "bad_request" (the request
+itself is wrong) or "failed" (the box tried and could not); the client raises the
+matching ControlError subclass, and "not_running" when nothing answers.
 A Unix socket in the data dir, mode 0660, so only the box's own services reach it.
 """
 
@@ -17,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import ApplianceError, ControlError
+from appliance.errors import (ApplianceError, BusyError, ControlError, DaemonBusyError,
+                              DaemonFailedError, DaemonNotRunningError, DaemonRequestError,
+                              InputError, NotFoundError)
 
 log = logging.getLogger(__name__)
 COMMANDS = ("status", "start", "stop", "mark")
@@ -71,20 +76,20 @@ class ControlServer:
 
     def _reply(self, line: bytes) -> dict[str, Any]:
         if len(line) > MAX_REQUEST:
-            return {"ok": False, "error": "request too long"}
+            return refusal("bad_request", "request too long")
         try:
             request = json.loads(line)
         except ValueError:
-            return {"ok": False, "error": "request is not JSON"}
+            return refusal("bad_request", "request is not JSON")
         if not isinstance(request, dict) or request.get("cmd") not in COMMANDS:
-            return {"ok": False, "error": f"unknown command; use one of {', '.join(COMMANDS)}"}
+            return refusal("bad_request", f"unknown command; use one of {', '.join(COMMANDS)}")
         try:
             return {"ok": True, **self._handle(request)}
         except ApplianceError as e:
-            return {"ok": False, "error": str(e)}
+            return refusal(error_kind(e), str(e))
         except Exception as e:  # noqa: BLE001 - a bad request must never kill the daemon
             log.exception("control: %s failed", request.get("cmd"))
-            return {"ok": False, "error": f"internal error: {e}"}
+            return refusal("failed", f"internal error: {e}")
 
     def stop(self) -> None:
         """Stop serving and remove the socket."""
@@ -110,7 +115,7 @@ def _answers(path: Path) -> bool:
 def request(path: Path, cmd: str, *, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
     """Send one command to the daemon and return its result; ControlError on any failure."""
     if cmd not in COMMANDS:
-        raise ControlError(f"unknown command {cmd!r}; use one of {', '.join(COMMANDS)}")
+        raise DaemonRequestError(f"unknown command {cmd!r}; use one of {', '.join(COMMANDS)}")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
@@ -123,20 +128,43 @@ def request(path: Path, cmd: str, *, timeout: float = 10.0, **args: Any) -> dict
                     break
                 data += part
     except FileNotFoundError:
-        raise ControlError(f"the capture daemon is not running (no socket at {path}); "
-                           "start it with `systemctl start vigbox-capture`") from None
+        raise DaemonNotRunningError(f"the capture daemon is not running (no socket at {path}); "
+                                    "start it with `systemctl start vigbox-capture`") from None
     except ConnectionRefusedError:
-        raise ControlError(f"the capture daemon is not running (stale socket at {path})") from None
+        raise DaemonNotRunningError(f"the capture daemon is not running (stale socket at "
+                                    f"{path})") from None
     except TimeoutError:
-        raise ControlError(f"the capture daemon did not answer {cmd!r} within {timeout:g} s") \
-            from None
+        raise DaemonFailedError(f"the capture daemon did not answer {cmd!r} within "
+                                f"{timeout:g} s") from None
     except OSError as e:
-        raise ControlError(f"cannot reach the capture daemon at {path}: {e.strerror}") from None
+        raise DaemonNotRunningError(f"cannot reach the capture daemon at {path}: "
+                                    f"{e.strerror}") from None
     try:
         reply = json.loads(data)
     except ValueError:
-        raise ControlError("the capture daemon gave an unreadable answer") from None
+        raise DaemonFailedError("the capture daemon gave an unreadable answer") from None
+    if not isinstance(reply, dict):
+        raise DaemonFailedError("the capture daemon gave an unreadable answer")
     if not reply.get("ok"):
-        raise ControlError(str(reply.get("error") or "the capture daemon refused"))
+        error_class = REFUSALS.get(str(reply.get("kind")), DaemonFailedError)
+        raise error_class(str(reply.get("error") or "the capture daemon refused"))
     reply.pop("ok")
     return reply
+
+
+REFUSALS: dict[str, type[ControlError]] = {
+    "busy": DaemonBusyError, "bad_request": DaemonRequestError, "failed": DaemonFailedError}
+
+
+def refusal(kind: str, error: str) -> dict[str, Any]:
+    """A refusal reply of one of the REFUSALS kinds."""
+    return {"ok": False, "error": error, "kind": kind}
+
+
+def error_kind(e: ApplianceError) -> str:
+    """How the daemon's own error is reported: busy, bad_request or failed."""
+    if isinstance(e, BusyError):
+        return "busy"
+    if isinstance(e, (InputError, NotFoundError)):
+        return "bad_request"  # includes an unknown case and a case without consent
+    return "failed"

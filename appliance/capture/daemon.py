@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -21,8 +22,8 @@ from appliance.capture.button import ButtonGestures
 from appliance.capture.control import ControlServer
 from appliance.capture.recover import recover_all
 from appliance.capture.sd_notify import Notifier
-from appliance.capture.preflight import MB
-from appliance.capture.session import BALLAST_MB, BALLAST_NAME, Event, Session
+from appliance.capture.preflight import BALLAST_MB, MB
+from appliance.capture.session import Event, Session
 from appliance.capture.sources import Camera, Microphone
 from appliance.capture.status_light import Light, StatusLight
 from appliance.catalog import Catalog, Recording
@@ -33,6 +34,7 @@ from appliance.fsutil import ensure_ballast, free_bytes
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 300
 SHUTDOWN_TIMEOUT_S = 60
+RECOVERY_NICE = 10   # recovery yields the CPU to whatever else starts meanwhile
 
 
 class State(enum.Enum):
@@ -80,6 +82,8 @@ class CaptureDaemon:
         self._session: Session | None = None
         self._warning = False
         self._camera_suspect = False
+        self._camera_error: str | None = None
+        self._recovered = threading.Event()
         self.last_error: str | None = None
         self.last_recording: str | None = None
         self.light: StatusLight | None = None
@@ -89,8 +93,10 @@ class CaptureDaemon:
     # -- lifecycle ----------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Light and button first (the guider sees the box waking), then recover, then the
-        camera, then the socket. A missing camera leaves the daemon up, showing the error."""
+        """Light and button first (the guider sees the box waking), then the camera and the
+        socket; recovery then runs in the background (`recover_in_background`) while
+        the box says "starting" and refuses presses. A missing camera leaves the daemon
+        up, showing the error."""
         gpio = self.config.gpio
         self.light = StatusLight(gpio.led_pin, pin_factory=self._pin_factory)
         self.light.show(Light.FINALIZING)
@@ -100,25 +106,50 @@ class CaptureDaemon:
             on_mark=lambda at: self._from_button(self.mark, at, source="button"),
             on_stop=lambda: self.request_stop("stopped with the button"),
             on_shutdown=self.shutdown_box, pin_factory=self._pin_factory)
-        outcomes = recover_all(self.catalog, default_fps=self.config.camera.fps,
-                               default_sample_rate=self.config.microphone.sample_rate)
-        for o in outcomes:
-            log.info("recovery: %s %s (%s)", o.id, o.action, o.detail)
         # Reserved now, so the first press does not wait for it.
-        ensure_ballast(self.config.data_path / BALLAST_NAME, BALLAST_MB * MB)
+        ensure_ballast(self.catalog.layout.ballast, BALLAST_MB * MB)
         try:
             self.camera.open()
             if self.mic is not None:
                 self.mic.open()
-            self._set(State.READY)
         except ApplianceError as e:
-            self._error(f"camera or microphone not ready: {e}")
+            self._camera_error = f"camera or microphone not ready: {e}"
         self.server.start()
 
+    def recover_in_background(self) -> threading.Thread:
+        """Finish interrupted recordings on a low-priority thread, then become ready."""
+        thread = threading.Thread(target=self._recover, name="recovery", daemon=True)
+        thread.start()
+        return thread
+
+    def _recover(self) -> None:
+        try:
+            # Per thread on Linux: only recovery (and the ffmpeg it starts) is niced.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RECOVERY_NICE)
+        except OSError:
+            pass
+        try:
+            for o in recover_all(self.catalog, default_fps=self.config.camera.fps,
+                                 default_sample_rate=self.config.microphone.sample_rate):
+                log.info("recovery: %s %s (%s)", o.id, o.action, o.detail)
+        except Exception:  # noqa: BLE001 - recording matters more than recovery
+            log.exception("recovery failed; run `vigbox recover` to retry")
+        finally:
+            self._recovered.set()
+        with self._lock:
+            if self._camera_error:
+                self._error(self._camera_error)
+            elif self._state is State.STARTING:
+                self._set(State.READY)
+
     def run(self, stop: threading.Event) -> None:
-        """Serve until `stop` is set (SIGTERM), pinging systemd's watchdog while healthy."""
+        """Serve until `stop` is set (SIGTERM), pinging systemd's watchdog while healthy.
+
+        READY goes to systemd before recovery: a long recovery must not exceed the
+        unit's start timeout (a restart loop); the box refuses presses meanwhile."""
         self.setup()
         self._notifier.ready(self._state.value)
+        self.recover_in_background()
         interval = self._notifier.watchdog_interval_s() or 1.0
         while not stop.wait(min(interval, 1.0)):
             if self.healthy():
@@ -202,6 +233,9 @@ class CaptureDaemon:
         with self._lock:
             if self._state in (State.RECORDING, State.FINALIZING):
                 raise BusyError(f"already {self._state.value}; stop first")
+            if self._state is State.STARTING:
+                raise BusyError("the box is still starting (finishing an interrupted "
+                                "recording); try again in a moment")
             if self._state is State.SHUTTING_DOWN:
                 raise BusyError("the box is shutting down")
             try:
@@ -310,7 +344,7 @@ class CaptureDaemon:
                 "last_error": self.last_error, "last_recording": self.last_recording,
                 "camera": self.camera.name, "microphone": self.mic.name if self.mic else None,
                 "light": self.light.state.value if self.light else None,
-                "free_mb": free_bytes(self.config.data_path) // 2**20,
+                "free_mb": free_bytes(self.catalog.layout.root) // 2**20,
                 "recording": session.status() if session and session.running else None,
             }
         return out
@@ -329,4 +363,4 @@ class CaptureDaemon:
             return {"moment": self.mark(source="control")}
         if cmd == "stop":
             return {"recording": self.stop_recording("stopped by request").to_json()}
-        raise BusyError(f"unknown command {cmd!r}")
+        raise InputError(f"unknown command {cmd!r}")

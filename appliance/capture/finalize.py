@@ -25,6 +25,7 @@ from appliance.capture.journal import (AUDIO, VIDEO, ChunkEntry, FrameEntry,
 from appliance.errors import MediaError
 from appliance.fsutil import publish
 from appliance.mp4 import check_faststart
+from appliance.probe import probe
 
 log = logging.getLogger(__name__)
 SMOOTH_CHUNKS = 25     # median window over chunk timestamps (~0.5 s): removes callback jitter
@@ -228,13 +229,12 @@ def _verify(path: Path, frames: int, fps: int, *, audio: bool) -> None:
     # Structure first: ffmpeg can exit 0 after a failed trailer write (e.g. a reserved
     # index space that was too small), leaving an index written over the media.
     check_faststart(path)
-    info = ffmpeg_tool.probe(path, count_packets=True)
-    kinds = {s["codec_type"]: s for s in info.get("streams", [])}
-    video = kinds.get("video")
-    if video is None or int(video.get("nb_read_packets", 0)) != frames:
-        got = video.get("nb_read_packets") if video else "no video"
+    info = probe(path, count_packets=True)
+    video = info.video
+    if video is None or video.packets != frames:
+        got = video.packets if video else "no video"
         raise MediaError(f"finalized file has {got} video frames, expected {frames}")
-    if audio and "audio" not in kinds:
+    if audio and not info.has_audio:
         raise MediaError("finalized file lost its audio track")
-    if video.get("avg_frame_rate") != f"{fps}/1":
-        raise MediaError(f"finalized file runs at {video.get('avg_frame_rate')}, not {fps}/1")
+    if video.fps != fps:
+        raise MediaError(f"finalized file runs at {video.fps} fps, not {fps}")

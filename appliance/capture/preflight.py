@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from appliance.capture.sources import Camera, Microphone
 from appliance.config import Config
 from appliance.errors import CameraError, MicrophoneError, PreflightError
 from appliance.fsutil import free_bytes
+from appliance.layout import Layout
 
 MB = 1024 * 1024
+FINALIZE_ROOM_MB = 32    # beyond the MP4's own size, kept free so finalizing can finish
+BALLAST_MB = 8           # kept free for the catalog, released when the disk fills
 
 
 def bytes_needed(config: Config) -> int:
@@ -20,11 +21,19 @@ def bytes_needed(config: Config) -> int:
     return int(config.recording.max_seconds * per_second * 2)
 
 
-def check_disk(config: Config, data_dir: Path) -> None:
+def room_needed(config: Config, layout: Layout) -> int:
+    """Free bytes a recording needs to start: the longest recording, the room finalizing
+    needs (the session stops early below it), the ballast if not yet made, the reserve."""
+    need = bytes_needed(config) + FINALIZE_ROOM_MB * MB + config.recording.reserve_mb * MB
+    if not layout.ballast.exists():
+        need += BALLAST_MB * MB
+    return need
+
+
+def check_disk(config: Config, layout: Layout) -> None:
     """Refuse unless the longest recording plus the reserve fits on the disk."""
-    free = free_bytes(data_dir)
-    need = bytes_needed(config) + config.recording.reserve_mb * MB
-    if free < need:
+    free = free_bytes(layout.root)
+    if free < room_needed(config, layout):
         minutes = config.recording.max_seconds / 60
         raise PreflightError(
             f"not enough disk space: {free / MB:.0f} MB free, a {minutes:g}-minute recording "
@@ -32,9 +41,9 @@ def check_disk(config: Config, data_dir: Path) -> None:
             "reserve; sync and remove old recordings first")
 
 
-def preflight(config: Config, data_dir: Path, camera: Camera, mic: Microphone | None) -> None:
+def preflight(config: Config, layout: Layout, camera: Camera, mic: Microphone | None) -> None:
     """Raise PreflightError with the reason a recording cannot start now."""
-    check_disk(config, data_dir)
+    check_disk(config, layout)
     try:
         camera.check()
     except CameraError as e:

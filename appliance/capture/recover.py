@@ -1,9 +1,10 @@
 """Recovery: turn every interrupted recording into a playable one (status `recovered`).
 
 A recording is interrupted when the box lost power, the daemon was killed, or
-finalizing failed (e.g. the disk was full). Its journal is still on disk; whatever
-whole frames and audio chunks it holds are finalized exactly as a normal stop
-would. Directories locked by a live session are left alone.
+finalizing (or the catalog write after it) failed. Its journal is still on disk;
+whatever whole frames and audio chunks it holds are finalized exactly as a normal
+stop would; a film finished before the crash is adopted as it is. Folders locked
+by a live session or an import in progress are left alone.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance import ffmpeg_tool
 from appliance.capture import journal as journal_files
 from appliance.capture.finalize import finalize
-from appliance.capture.session import lock_directory, remove_journal
-from appliance.catalog import Catalog, Recording, utc_now
-from appliance.encode.jobs import queue_assets
-from appliance.errors import ApplianceError, BusyError, MediaError
+from appliance.capture.session import remove_journal
+from appliance.catalog import (INTERRUPTED, Catalog, Origin, Recording, RecordingStatus,
+                               utc_now)
+from appliance.errors import ApplianceError, BusyError, CatalogError, MediaError
+from appliance.fsutil import is_locked, lock_directory
+from appliance.layout import FILM_NAME, META_NAME, Layout, check_id
+from appliance.probe import probe
 
 log = logging.getLogger(__name__)
-MP4 = "recording.mp4"
-INTERRUPTED = ("recording", "finalizing")
+ACTOR = "recover"
 NOTE = "interrupted (power cut, crash or failed finalize); recovered from the journal"
 
 
@@ -51,17 +53,19 @@ def has_journal(directory: Path) -> bool:
 
 
 def candidates(catalog: Catalog) -> list[Recording]:
-    """Recordings that need recovery: interrupted, or failed with the raw journal kept."""
-    out = list(catalog.list_recordings(INTERRUPTED))
-    out += [r for r in catalog.list_recordings(("failed",))
-            if r.origin == "capture" and has_journal(r.dir)]
+    """Recordings that need recovery: interrupted, or failed with the raw journal or a
+    finished film still there (a film whose catalog write failed)."""
+    out = list(catalog.recordings.list(INTERRUPTED))
+    out += [r for r in catalog.recordings.list((RecordingStatus.FAILED,))
+            if r.origin == Origin.CAPTURE and r.path is None
+            and (has_journal(r.dir) or (r.dir / FILM_NAME).is_file())]
     return sorted(out, key=lambda r: (r.started_at, r.id))
 
 
 def recover_all(catalog: Catalog, *, default_fps: int, default_sample_rate: int
                 ) -> list[RecoveryOutcome]:
     """Recover every candidate; one bad recording never stops the others."""
-    clean_stale_imports(catalog.data_dir)
+    clean_stale_imports(catalog.layout)
     outcomes = adopt_orphaned_imports(catalog)
     for rec in candidates(catalog):
         try:
@@ -86,32 +90,31 @@ def recover_one(catalog: Catalog, rec: Recording, *, default_fps: int,
                                None)
     try:
         meta = _read_meta(directory)
-        fps = int(meta.get("fps") or rec.fps or default_fps)
-        sample_rate = int(meta.get("sample_rate") or default_sample_rate)
-        out = directory / MP4
-        problems = [p for p in rec.problems if p != NOTE] + [NOTE]
+        out = directory / FILM_NAME
+        problems = [p for p in rec.problems if p != NOTE
+                    and not p.startswith("could not be finalized")] + [NOTE]
         if not has_journal(directory):
             if out.exists():
-                # The crash came after the MP4 was published and the journal removed.
+                # The crash came after the MP4 was published (and maybe the journal removed).
                 return _adopt_published(catalog, rec, out, problems)
             return _give_up(catalog, rec, "nothing was recorded before the interruption")
         log.info("recovering %s", rec.id)
         try:
-            result = finalize(directory, out, fps=fps, sample_rate=sample_rate,
+            result = finalize(directory, out, fps=int(meta.get("fps") or rec.fps or default_fps),
+                              sample_rate=int(meta.get("sample_rate") or default_sample_rate),
                               mic_failed=rec.audio == "failed")
         except ApplianceError as e:
             detail = f"could not be finalized: {e}"
             # Retried at every start: say it once, not once per attempt.
-            problems = [p for p in rec.problems if not p.startswith("could not be finalized")]
-            catalog.update_recording(rec.id, status="failed", problems=[*problems, detail],
-                                     actor="recover")
-            return RecoveryOutcome(rec.id, "failed", detail, catalog.get_recording(rec.id))
+            catalog.recordings.update(rec.id, status=RecordingStatus.FAILED,
+                                      problems=[*problems[:-1], detail], actor=ACTOR)
+            return RecoveryOutcome(rec.id, "failed", detail, catalog.recordings.get(rec.id))
+        updated = catalog.recordings.update(
+            rec.id, status=RecordingStatus.RECOVERED, path=result.path,
+            duration_s=result.duration_s, video_frames=result.frames,
+            dropped_frames=result.dropped_frames, audio=result.audio, problems=problems,
+            actor=ACTOR)
         remove_journal(directory)
-        updated = catalog.update_recording(
-            rec.id, status="recovered", path=result.path, duration_s=result.duration_s,
-            video_frames=result.frames, dropped_frames=result.dropped_frames,
-            audio=result.audio, problems=problems, actor="recover")
-        queue_assets(catalog, rec.id)
         log.info("recovered %s: %.1f s", rec.id, result.duration_s)
         return RecoveryOutcome(rec.id, "recovered", f"{result.duration_s:.1f} s recovered",
                                updated)
@@ -125,78 +128,97 @@ def _adopt_published(catalog: Catalog, rec: Recording, out: Path,
         facts = film_facts(out)
     except ApplianceError as e:
         return _give_up(catalog, rec, f"the finished file is unusable ({e})")
-    updated = catalog.update_recording(rec.id, status="recovered", path=out,
-                                       problems=problems, actor="recover", **facts)
+    updated = catalog.recordings.update(rec.id, status=RecordingStatus.RECOVERED, path=out,
+                                        problems=problems, actor=ACTOR, **facts)
     return RecoveryOutcome(rec.id, "recovered", "the finished file was already complete",
                            updated)
 
 
 def film_facts(film: Path) -> dict[str, Any]:
     """Catalog fields read from a finished MP4; MediaError if it has no video."""
-    info = ffmpeg_tool.probe(film, count_packets=True)
-    streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
-    if video is None:
+    info = probe(film, count_packets=True)
+    if info.video is None or info.video.attached_pic:
         raise MediaError(f"{film.name} has no video")
-    return {"duration_s": round(float(info.get("format", {}).get("duration") or 0.0), 3),
-            "width": video.get("width"), "height": video.get("height"),
-            "video_frames": int(video.get("nb_read_packets") or 0),
-            "audio": "ok" if any(s.get("codec_type") == "audio" for s in streams) else "none"}
+    width, height = info.video.display_size
+    return {"duration_s": round(info.duration_s, 3), "width": width, "height": height,
+            "video_frames": info.video.packets or 0,
+            "audio": "ok" if info.has_audio else "none"}
 
 
 def _give_up(catalog: Catalog, rec: Recording, why: str) -> RecoveryOutcome:
-    updated = catalog.update_recording(rec.id, status="failed", problems=[*rec.problems, why],
-                                       actor="recover")
+    updated = catalog.recordings.update(rec.id, status=RecordingStatus.FAILED,
+                                        problems=[*rec.problems, why], actor=ACTOR)
     log.warning("recording %s cannot be recovered: %s", rec.id, why)
     return RecoveryOutcome(rec.id, "failed", why, updated)
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
     try:
-        data = json.loads((directory / "meta.json").read_text())
+        data = json.loads((directory / META_NAME).read_text())
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}  # written atomically, so missing means the crash came before it
 
 
-def clean_stale_imports(data_dir: Path) -> None:
-    """Remove half-done imports left by a crash (they never reached the catalog)."""
-    staging = data_dir / "recordings"
-    if not staging.is_dir():
+def clean_stale_imports(layout: Layout) -> None:
+    """Remove imports left half-done by a crash (they never reached the catalog); an
+    import still running holds its folder's lock and is left alone."""
+    if not layout.recordings_dir.is_dir():
         return
-    for tmp in staging.glob(".import-*"):
-        log.info("removing an unfinished import: %s", tmp.name)
-        shutil.rmtree(tmp, ignore_errors=True)
+    for folder in layout.recordings_dir.iterdir():
+        if layout.is_staging(folder) and folder.is_dir() and not is_locked(folder):
+            log.info("removing an unfinished import: %s", folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def adopt_orphaned_imports(catalog: Catalog) -> list[RecoveryOutcome]:
     """Catalog finished imports whose catalog row was lost to a crash.
 
-    An import renames its folder into place and then adds the row; a crash in
-    between leaves a playable film that nothing lists. Capture folders always
-    have a row first (and a meta.json), so a folder with only the MP4 is such an import.
+    An import renames its folder into place and then adds the row, holding the
+    folder's lock throughout; a crash in between leaves an unlocked playable film
+    that nothing lists. Capture folders always have a row first (and a meta.json),
+    so an unlocked folder with only the MP4 is such an import.
     """
-    recordings = catalog.data_dir / "recordings"
-    if not recordings.is_dir():
+    layout = catalog.layout
+    if not layout.recordings_dir.is_dir():
         return []
-    known = {r.id for r in catalog.list_recordings()}
     outcomes = []
-    for folder in sorted(recordings.iterdir()):
-        film = folder / MP4
-        if (folder.name.startswith(".") or folder.name in known or not film.is_file()
-                or (folder / "meta.json").exists()):
+    for folder in sorted(layout.recordings_dir.iterdir()):
+        if not _orphan(catalog, folder):
             continue
         try:
-            facts = film_facts(film)
+            handle = lock_directory(folder)
+        except (BusyError, OSError):
+            continue  # an import is finishing right now
+        try:
+            if catalog.recordings.exists(folder.name):
+                continue  # it finished between our look and our lock
+            outcomes.append(_adopt(catalog, folder))
         except ApplianceError as e:
             log.warning("orphaned folder %s has no usable film (%s); left alone", folder.name, e)
-            continue
-        rec = catalog.create_recording(
-            folder.name, case=None, started_at=utc_now(), directory=folder, origin="import",
-            status="recovered", actor="recover", path=film, **facts,
-            problems=["an import interrupted before it was catalogued; its case, if any, "
-                      "must be set again"])
-        queue_assets(catalog, rec.id)
-        log.info("adopted the orphaned import %s", rec.id)
-        outcomes.append(RecoveryOutcome(rec.id, "recovered", "an interrupted import", rec))
+        finally:
+            handle.close()
     return outcomes
+
+
+def _orphan(catalog: Catalog, folder: Path) -> bool:
+    if folder.name.startswith(".") or not (folder / FILM_NAME).is_file():
+        return False
+    if (folder / META_NAME).exists():
+        return False
+    try:
+        check_id("recording", folder.name)
+    except CatalogError:
+        return False
+    return not catalog.recordings.exists(folder.name)
+
+
+def _adopt(catalog: Catalog, folder: Path) -> RecoveryOutcome:
+    facts = film_facts(folder / FILM_NAME)
+    rec = catalog.recordings.create(
+        folder.name, case=None, started_at=utc_now(), origin=Origin.IMPORT,
+        status=RecordingStatus.RECOVERED, actor=ACTOR, path=folder / FILM_NAME, **facts,
+        problems=["an import interrupted before it was catalogued; its case, if any, "
+                  "must be set again"])
+    log.info("adopted the orphaned import %s", rec.id)
+    return RecoveryOutcome(rec.id, "recovered", "an interrupted import", rec)

@@ -9,34 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import fcntl
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from appliance.capture import journal as journal_files
-from appliance.capture.finalize import finalize
+from appliance.capture.finalize import FinalizeResult, finalize
 from appliance.capture.journal import Journal
 from appliance.capture.live_audio import LIVE_AAC, LiveAudioEncoder
-from appliance.capture.preflight import MB, preflight
+from appliance.capture.preflight import BALLAST_MB, FINALIZE_ROOM_MB, MB, preflight
 from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
-from appliance.catalog import Catalog, Recording, utc_now
-from appliance.encode.jobs import queue_assets
+from appliance.catalog import (Catalog, Consent, MomentSource, Origin, Recording,
+                               RecordingStatus, new_recording_id, utc_now)
 from appliance.config import Config
-from appliance.errors import ApplianceError, BusyError, CaptureError, PreflightError
-from appliance.fsutil import atomic_write_json, ensure_ballast, free_bytes, release_ballast
+from appliance.errors import (ApplianceError, BusyError, CaptureError, CatalogError,
+                              NoConsentError)
+from appliance.fsutil import (atomic_write_json, ensure_ballast, free_bytes, lock_directory,
+                              release_ballast)
+from appliance.layout import META_NAME
 
 log = logging.getLogger(__name__)
 CAMERA_STALL_S = 2.0     # no frame for this long means the camera failed
-FINALIZE_ROOM_MB = 32    # beyond the MP4's own size, kept free so finalizing can finish
 TICK_S = 0.1
-BALLAST_NAME = ".ballast"
-BALLAST_MB = 8       # kept free for the catalog, released when the disk fills
+COMMIT_ATTEMPTS = 3  # a finished film is only declared once the catalog says so
+ACTOR = "capture"
 
 
 class Event(enum.Enum):
@@ -47,22 +46,6 @@ class Event(enum.Enum):
     FINALIZING = "finalizing"
     READY = "ready"
     FAILED = "failed"
-
-
-def new_recording_id() -> str:
-    """A sortable, unguessable id such as 20261124-101530-3fa2."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def lock_directory(directory: Path) -> IO[bytes]:
-    """Hold an exclusive lock on a recording dir; `vigbox recover` skips locked ones."""
-    handle = open(directory / ".lock", "ab")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise BusyError(f"recording in {directory.name} is in use by another process") from None
-    return handle
 
 
 class Session:
@@ -103,23 +86,24 @@ class Session:
     def start(self, pressed_at_ns: int | None = None) -> Recording:
         """Preflight, create the recording and start the sources."""
         self.pressed_at_ns = pressed_at_ns or self._clock()
-        data_dir = self.config.data_path
-        preflight(self.config, data_dir, self.camera, self.mic)
-        if self.case is not None and "filming" not in self.catalog.get_case(self.case)["consent"]:
-            raise PreflightError(f"case {self.case} has no consent to filming on record; "
+        layout = self.catalog.layout
+        preflight(self.config, layout, self.camera, self.mic)
+        if self.case is not None and not self.catalog.cases.get(self.case).allows(
+                Consent.FILMING):
+            raise NoConsentError(f"case {self.case} has no consent to filming on record; "
                                  f"record it first: `vigbox cases consent {self.case} "
                                  "--give filming`")
         self.id = new_recording_id()
-        self.directory = data_dir / "recordings" / self.id
+        self.directory = layout.recording_dir(self.id)
         # The row comes first: a crash after it leaves a row that recovery can close.
-        rec = self.catalog.create_recording(
-            self.id, case=self.case, started_at=utc_now(), directory=self.directory,
-            origin="capture", width=self.camera.width, height=self.camera.height,
+        rec = self.catalog.recordings.create(
+            self.id, case=self.case, started_at=utc_now(), origin=Origin.CAPTURE, actor=ACTOR,
+            width=self.camera.width, height=self.camera.height,
             fps=float(self.camera.fps), audio="none" if self.mic is None else "ok")
         ensure_ballast(self._ballast, BALLAST_MB * MB)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_handle = lock_directory(self.directory)
-        atomic_write_json(self.directory / "meta.json", self._meta())
+        atomic_write_json(self.directory / META_NAME, self._meta())
         self._journal = Journal(self.directory, fsync_interval_s=self.config.recording
                                 .fsync_interval_s, on_error=self._writer_error)
         self._journal.open()
@@ -151,9 +135,10 @@ class Session:
         at_ns = at_ns or self._clock()
         start = self.first_pts_ns or self.pressed_at_ns or at_ns
         at_s = max(0.0, (at_ns - start) / 1e9)
-        moment = self.catalog.add_moment(self.id, at_s, source=source)
-        log.info("moment %d marked at %.2f s", moment, at_s)
-        return {"id": moment, "recording_id": self.id, "at_s": round(at_s, 3)}
+        moment = self.catalog.moments.add(self.id, at_s, source=MomentSource(source),
+                                          actor=ACTOR)
+        log.info("moment %d marked at %.2f s", moment.id, at_s)
+        return {"id": moment.id, "recording_id": self.id, "at_s": moment.at_s}
 
     def request_stop(self, reason: str = "stopped") -> None:
         """Ask the session to end and return at once (safe from any thread)."""
@@ -230,7 +215,7 @@ class Session:
 
     @property
     def _ballast(self) -> Path:
-        return self.config.data_path / BALLAST_NAME
+        return self.catalog.layout.ballast
 
     def _supervise(self) -> None:
         try:
@@ -315,51 +300,68 @@ class Session:
             # The disk is (nearly) full: free the ballast so the catalog can still commit.
             if release_ballast(self._ballast):
                 log.warning("disk full: released the %d MB ballast", BALLAST_MB)
-        rec = self.catalog.update_recording(self.id, status="finalizing",
-                                            problems=self.problems)
+        self.catalog.recordings.update(self.id, status=RecordingStatus.FINALIZING,
+                                       problems=self.problems, actor=ACTOR)
         live = self._live_audio.finish() if self._live_audio is not None else None
+        film = self.catalog.layout.recording_film(self.id)
         try:
             try:
-                result = finalize(self.directory, self.directory / "recording.mp4",
-                                  fps=self.camera.fps, sample_rate=self._sample_rate(),
+                result = finalize(self.directory, film, fps=self.camera.fps,
+                                  sample_rate=self._sample_rate(),
                                   mic_failed=self._mic_failed is not None, live_audio=live)
             except ApplianceError as e:
                 if live is None:
                     raise
                 log.warning("finalizing with the live audio failed (%s); encoding it again", e)
-                result = finalize(self.directory, self.directory / "recording.mp4",
-                                  fps=self.camera.fps, sample_rate=self._sample_rate(),
+                result = finalize(self.directory, film, fps=self.camera.fps,
+                                  sample_rate=self._sample_rate(),
                                   mic_failed=self._mic_failed is not None)
         except ApplianceError as e:
             return self._fail(f"could not finalize ({e}); the raw recording is kept, "
                               "run `vigbox recover` once there is room")
+        # The journal goes only once the catalog knows the film is ready: if that write
+        # fails, recovery finds the journal (or the whole MP4) and finishes the job.
+        rec = self._commit_ready(result)
         remove_journal(self.directory)
-        rec = self.catalog.update_recording(
-            self.id, status="ready", path=result.path, duration_s=result.duration_s,
-            video_frames=result.frames, dropped_frames=result.dropped_frames,
-            audio=result.audio, problems=self.problems)
-        queue_assets(self.catalog, self.id)
         self._on_event(Event.READY)
         log.info("recording %s ready: %.1f s, %d frames, %d dropped", self.id,
                  result.duration_s, result.frames, result.dropped_frames)
         return rec
 
+    def _commit_ready(self, result: FinalizeResult) -> Recording:
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return self.catalog.recordings.update(
+                    self.id, status=RecordingStatus.READY, path=result.path,
+                    duration_s=result.duration_s, video_frames=result.frames,
+                    dropped_frames=result.dropped_frames, audio=result.audio,
+                    problems=self.problems, actor=ACTOR)
+            except CatalogError as e:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                log.warning("recording %s: the catalog refused 'ready' (%s); trying again",
+                            self.id, e)
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
     def _fail(self, text: str) -> Recording:
         self._problem(text)
         self._on_event(Event.FAILED)
-        return self.catalog.update_recording(self.id, status="failed", problems=self.problems)
+        return self.catalog.recordings.update(self.id, status=RecordingStatus.FAILED,
+                                              problems=self.problems, actor=ACTOR)
 
     def _unrecorded_failure(self) -> Recording:
         self._on_event(Event.FAILED)
         try:
-            rec = self.catalog.get_recording(self.id)
+            rec = self.catalog.recordings.get(self.id)
         except Exception:  # noqa: BLE001 - the catalog is unusable; describe from memory
             rec = Recording(id=self.id, case=self.case, started_at="", duration_s=None,
-                            status="recording", origin="capture", dir=self.directory,
-                            path=None, width=self.camera.width, height=self.camera.height,
-                            fps=float(self.camera.fps), video_frames=None,
-                            dropped_frames=None, audio=None, problems=[])
-        return dataclasses.replace(rec, status="failed", problems=list(self.problems))
+                            status=RecordingStatus.RECORDING, origin=Origin.CAPTURE,
+                            dir=self.directory, path=None, width=self.camera.width,
+                            height=self.camera.height, fps=float(self.camera.fps),
+                            video_frames=None, dropped_frames=None, audio=None, problems=[])
+        return dataclasses.replace(rec, status=RecordingStatus.FAILED,
+                                   problems=list(self.problems))
 
     def _stop_sources(self) -> None:
         for source in (self.camera, self.mic):

@@ -7,7 +7,6 @@ is (burst onset − white frame time) and the frames between markers show drops.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from appliance import ffmpeg_tool
 from appliance.capture.picture import BARCODE_BITS, CELL, WHITE_Y, read_frame_index
 from appliance.capture.sync_marker import PERIOD_NS, TONE_HZ
 from appliance.errors import MediaError
+from appliance.probe import probe
 
 ANALYSIS_RATE = 8000
 THUMB_W, THUMB_H = 64, 36
@@ -59,11 +59,7 @@ def audio_argv(path: Path) -> list[str]:
 
 
 def _read_all(argv: list[str], what: str) -> bytes:
-    ffmpeg_tool.require(argv[0])
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
-    if proc.returncode != 0:
-        raise MediaError(f"{what}: {proc.stderr.decode(errors='replace').strip()[-300:]}")
-    return proc.stdout
+    return ffmpeg_tool.run_bytes(argv, timeout=900, what=what)
 
 
 def white_frames(path: Path) -> tuple[list[int], int]:
@@ -97,12 +93,10 @@ def burst_onsets(path: Path) -> list[float]:
 
 def measure_sync(path: Path) -> SyncReport:
     """Find the markers in `path` and pair each white frame with its tone burst."""
-    info = ffmpeg_tool.probe(path)
-    video = next((s for s in info["streams"] if s["codec_type"] == "video"), None)
+    video = probe(path).video
     if video is None:
         raise MediaError(f"{path.name} has no video")
-    num, den = (int(v) for v in video["avg_frame_rate"].split("/"))
-    fps = num / den if den else 0.0
+    fps = float(video.fps)
     whites, count = white_frames(path)
     onsets = burst_onsets(path)
     report = SyncReport(frames=count, fps=fps, white_frames=whites, burst_onsets_s=onsets)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,13 @@ import ffmpeg
 import numpy as np
 
 from appliance import ffmpeg_tool
-from appliance.catalog import Catalog, utc_now
+from appliance.catalog import Catalog, Job
 from appliance.encode.argv import GLOBAL, progress_args
-from appliance.encode.jobs import Job, JobQueue, run_job
 from appliance.encode.progress import run_with_progress
-from appliance.errors import EncodeError, InputError, MediaError
+from appliance.encode.runner import run_job
+from appliance.errors import EncodeError, InputError
 from appliance.fsutil import atomic_write_bytes, publish
+from appliance.probe import probe
 
 log = logging.getLogger(__name__)
 THUMB_W, THUMB_H = 160, 90
@@ -95,62 +95,39 @@ class AssetMaker:
 
     def __init__(self, catalog: Catalog, *, nice: int = 10) -> None:
         self.catalog = catalog
-        self.jobs = JobQueue(catalog)
         self.nice = nice
-
-    def request(self, rec_id: str) -> Job:
-        """Queue the assets job for a playable recording (replacing older assets)."""
-        rec = self.catalog.get_recording(rec_id)
-        if rec.status not in ("ready", "recovered") or rec.path is None:
-            raise InputError(f"recording {rec_id} is {rec.status}; assets need a finished film")
-        job = self.jobs.enqueue("assets", rec_id, {"recording_id": rec_id}, actor="system")
-        with self.catalog.transaction() as db:
-            db.execute("INSERT INTO assets (recording_id, status, job_id, updated_at) VALUES"
-                       " (?, 'pending', ?, ?) ON CONFLICT(recording_id) DO UPDATE SET"
-                       " status='pending', job_id=excluded.job_id,"
-                       " updated_at=excluded.updated_at", (rec_id, job.id, utc_now()))
-        return job
 
     def run(self, job: Job) -> Job:
         """Render a claimed assets job; ends done, failed or cancelled."""
-        # The assets row knows no "cancelled": assets not made are simply not there.
-        return run_job(self.jobs, job, self._render, lambda status: self._status(
-            job.subject, "failed" if status == "cancelled" else status))
+        return run_job(self.catalog, job, self._render)
 
-    def _render(self, job: Job) -> dict[str, Any]:
-        rec = self.catalog.get_recording(str(job.subject))
+    def _render(self, job: Job) -> None:
+        rec = self.catalog.recordings.get(str(job.subject))
         if rec.path is None or not rec.path.exists():
             raise InputError(f"recording {rec.id} has no film")
-        info = ffmpeg_tool.probe(rec.path)
-        duration = float(info["format"].get("duration") or 0)
-        has_audio = any(s.get("codec_type") == "audio" for s in info["streams"])
-        out = rec.dir / "assets"
-        out.mkdir(exist_ok=True)
-        poster, sprite, vtt, wave = (out / "poster.jpg", out / "sprite.jpg",
-                                     out / "sprite.vtt", out / "waveform.json")
+        info = probe(rec.path)
+        duration = info.duration_s
+        out = self.catalog.layout.assets_dir(rec.id)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {"poster": out / "poster.jpg", "sprite": out / "sprite.jpg",
+                 "vtt": out / "sprite.vtt", "waveform": out / "waveform.json"}
         interval = thumb_interval(duration)
         count = max(1, math.ceil(duration / interval))
-        cancel = (lambda: self.jobs.cancel_requested(job.id))
-        self._image(poster_argv(rec.path, _tmp(poster), min(1.0, duration / 10)), poster,
-                    0.0, job, cancel, "poster")
-        self.jobs.progress(job.id, 0.1)
-        self._image(sprite_argv(rec.path, _tmp(sprite), interval, count), sprite, duration,
-                    job, cancel, "thumbnails", scale=(0.1, 0.8))
-        atomic_write_bytes(vtt, sprite_vtt(sprite.name, duration, interval, count).encode())
-        samples = self._audio(rec.path) if has_audio else np.zeros(0, np.int16)
-        atomic_write_bytes(wave, json.dumps({"peaks_per_s": PEAKS_PER_S,
-                                             "duration_s": duration,
-                                             "peaks": peaks(samples, WAVE_RATE)}).encode())
-        paths = {k: self.catalog.relative(v) for k, v in
-                 (("poster", poster), ("sprite", sprite), ("vtt", vtt), ("waveform", wave))}
-        with self.catalog.transaction() as db:
-            db.execute("UPDATE assets SET poster=?, sprite=?, vtt=?, waveform=?,"
-                       " status='ready', updated_at=? WHERE recording_id=?",
-                       (paths["poster"], paths["sprite"], paths["vtt"], paths["waveform"],
-                        utc_now(), rec.id))
-        return {"recording_id": rec.id, "thumbnails": count, "interval_s": interval,
-                **{k: str(v) for k, v in (("poster", poster), ("sprite", sprite),
-                                          ("vtt", vtt), ("waveform", wave))}}
+        cancel = (lambda: self.catalog.jobs.cancel_requested(job.id))
+        self._image(poster_argv(rec.path, _tmp(files["poster"]), min(1.0, duration / 10)),
+                    files["poster"], 0.0, job, cancel, "poster")
+        self.catalog.jobs.progress(job.id, 0.1)
+        self._image(sprite_argv(rec.path, _tmp(files["sprite"]), interval, count),
+                    files["sprite"], duration, job, cancel, "thumbnails", scale=(0.1, 0.8))
+        atomic_write_bytes(files["vtt"], sprite_vtt(files["sprite"].name, duration, interval,
+                                                    count).encode())
+        samples = self._audio(rec.path) if info.has_audio else np.zeros(0, np.int16)
+        atomic_write_bytes(files["waveform"], json.dumps({
+            "peaks_per_s": PEAKS_PER_S, "duration_s": duration,
+            "peaks": peaks(samples, WAVE_RATE)}).encode())
+        result = {"recording_id": rec.id, "thumbnails": count, "interval_s": interval,
+                  **{k: str(v) for k, v in files.items()}}
+        self.catalog.assets.finish(job.id, rec.id, files, result)
 
     def _image(self, argv: list[str], final: Path, duration: float, job: Job,
                cancel: Any, what: str, scale: tuple[float, float] = (0.0, 0.1)) -> None:
@@ -159,7 +136,8 @@ class AssetMaker:
         try:
             run_with_progress(progress_args(argv),
                               duration_s=duration, what=f"making the {what}",
-                              on_progress=lambda f: self.jobs.progress(job.id, lo + f * (hi - lo)),
+                              on_progress=lambda f: self.catalog.jobs.progress(
+                                  job.id, lo + f * (hi - lo)),
                               should_cancel=cancel, nice=self.nice)
             if not tmp.exists() or tmp.stat().st_size == 0:
                 raise EncodeError(f"making the {what} produced nothing")
@@ -168,16 +146,9 @@ class AssetMaker:
             tmp.unlink(missing_ok=True)
 
     def _audio(self, path: Path) -> np.ndarray:
-        proc = subprocess.run(waveform_argv(path), stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=600)
-        if proc.returncode != 0:
-            raise MediaError(f"reading the sound failed: {proc.stderr.decode()[-200:]}")
-        return np.frombuffer(proc.stdout, "<i2")
-
-    def _status(self, rec_id: str | None, status: str) -> None:
-        with self.catalog.transaction() as db:
-            db.execute("UPDATE assets SET status=?, updated_at=? WHERE recording_id=?",
-                       (status, utc_now(), rec_id))
+        out = ffmpeg_tool.run_bytes(waveform_argv(path), timeout=600, what="reading the sound",
+                                    nice=self.nice)
+        return np.frombuffer(out, "<i2")
 
 
 def _tmp(final: Path) -> Path:

@@ -9,20 +9,17 @@ font from a system package.
 
 from __future__ import annotations
 
-import json
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from appliance import ffmpeg_tool
-from appliance.catalog import Catalog, utc_now
+from appliance.catalog import Catalog, Clip, Job, JobKind, MediaStatus
 from appliance.config import EncodeConfig
 from appliance.encode.argv import GLOBAL, progress_args
-from appliance.encode.jobs import Job, JobQueue, run_job
 from appliance.encode.progress import run_with_progress
-from appliance.errors import EncodeError, InputError, NotFoundError
+from appliance.encode.runner import run_job
+from appliance.errors import EncodeError, InputError
 from appliance.fsutil import publish
+from appliance.probe import probe
 
 TITLE_S = 2.0
 MAX_CLIPS = 20
@@ -89,94 +86,71 @@ def _escape(path: str) -> str:
 
 
 class FilmMaker:
-    """Makes review films from ready clips, as jobs."""
+    """Renders review film jobs from ready clips."""
 
     def __init__(self, catalog: Catalog, config: EncodeConfig) -> None:
         self.catalog = catalog
         self.config = config
-        self.jobs = JobQueue(catalog)
-
-    def request(self, clip_ids: list[str], *, titles: bool) -> Job:
-        """Check the clips exist and are ready, then queue the film job."""
-        if not clip_ids:
-            raise InputError("name at least one clip")
-        if len(clip_ids) > MAX_CLIPS:
-            raise InputError(f"a review film may join at most {MAX_CLIPS} clips")
-        for clip_id in clip_ids:
-            self._clip(clip_id)
-        film_id = "film-" + secrets.token_hex(4)
-        job = self.jobs.enqueue("film", film_id, {"clip_ids": clip_ids, "titles": titles})
-        with self.catalog.transaction() as db:
-            db.execute("INSERT INTO films (id, clip_ids, titles, status, job_id, created_at)"
-                       " VALUES (?,?,?,?,?,?)", (film_id, json.dumps(clip_ids), int(titles),
-                                                 "pending", job.id, utc_now()))
-        return job
-
-    def _clip(self, clip_id: str) -> dict[str, Any]:
-        with self.catalog.transaction() as db:
-            row = db.execute("SELECT c.*, m.tag AS moment_tag, m.note AS moment_note FROM"
-                             " clips c LEFT JOIN moments m ON m.id = c.moment_id WHERE c.id=?",
-                             (clip_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no clip {clip_id!r}")
-        if row["status"] != "ready" or not row["path"]:
-            raise InputError(f"clip {clip_id} is {row['status']}, not ready")
-        return dict(row)
 
     def run(self, job: Job) -> Job:
         """Render a claimed film job; ends done, failed or cancelled."""
-        return run_job(self.jobs, job, self._render,
-                       lambda status: self._status(job.subject, status))
+        return run_job(self.catalog, job, self._render)
 
-    def _render(self, job: Job) -> dict[str, Any]:
-        clips = [self._clip(c) for c in job.params["clip_ids"]]
-        out_dir = self.catalog.data_dir / "films"
-        out_dir.mkdir(exist_ok=True)
+    def _parts(self, job: Job, clips: list[Clip], texts: list[Path]) -> list[Part]:
         parts: list[Part] = []
-        texts: list[Path] = []
         for number, clip in enumerate(clips, 1):
-            path = self.catalog.data_dir / clip["path"]
-            info = ffmpeg_tool.probe(path)
-            duration = float(info["format"].get("duration") or 0)
+            assert clip.path is not None
+            info = probe(clip.path)
             if job.params["titles"]:
-                title = (clip["moment_tag"] or clip["moment_note"] or clip["caption"]
-                         or f"Moment {number}")
-                text = out_dir / f".{job.subject}.title{number}.txt"
-                text.write_text(" ".join(str(title).split())[:80])
+                title = clip.moment_tag or clip.moment_note or clip.caption or f"Moment {number}"
+                text = self.catalog.layout.films_dir / f".{job.subject}.title{number}.txt"
+                text.write_text(" ".join(str(title).split())[:80], encoding="utf-8")
                 texts.append(text)
                 parts.append(Part(None, text, TITLE_S))
-            parts.append(Part(path, None, duration,
-                              any(s.get("codec_type") == "audio" for s in info["streams"])))
-        first = ffmpeg_tool.probe(self.catalog.data_dir / clips[0]["path"])
-        video = next(s for s in first["streams"] if s.get("codec_type") == "video")
-        num, _, den = str(video.get("avg_frame_rate", "30/1")).partition("/")
-        fps = round(float(num) / float(den or 1)) if float(den or 1) else 30
-        font = Path(self.config.font)
-        if job.params["titles"] and not font.exists():
-            raise EncodeError(f"the title font {font} is missing; install fonts-dejavu-core")
-        out = out_dir / f"{job.subject}.mp4"
+            parts.append(Part(clip.path, None, info.duration_s, info.has_audio))
+        return parts
+
+    def _render(self, job: Job) -> None:
+        clips = [ready_clip(self.catalog, c) for c in job.params["clip_ids"]]
+        out = self.catalog.layout.film_file(str(job.subject))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        texts: list[Path] = []
         tmp = out.with_name(f".{out.name}.tmp")
-        total = sum(p.duration_s for p in parts)
-        argv = film_argv(parts, tmp, width=int(video["width"]), height=int(video["height"]),
-                         fps=fps, font=font, crf=self.config.crf, preset=self.config.preset)
         try:
+            parts = self._parts(job, clips, texts)
+            assert clips[0].path is not None
+            video = probe(clips[0].path).video
+            if video is None:
+                raise EncodeError(f"clip {clips[0].id} has no picture")
+            fps = round(float(video.fps)) or 30
+            font = Path(self.config.font)
+            if job.params["titles"] and not font.exists():
+                raise EncodeError(f"the title font {font} is missing; install fonts-dejavu-core")
+            total = sum(p.duration_s for p in parts)
+            argv = film_argv(parts, tmp, width=video.width, height=video.height, fps=fps,
+                             font=font, crf=self.config.crf, preset=self.config.preset)
             run_with_progress(progress_args(argv),
                               duration_s=total, what=f"review film {job.subject}",
-                              on_progress=lambda f: self.jobs.progress(job.id, f),
-                              should_cancel=lambda: self.jobs.cancel_requested(job.id),
+                              on_progress=lambda f: self.catalog.jobs.progress(job.id, f),
+                              should_cancel=lambda: self.catalog.jobs.cancel_requested(job.id),
                               nice=self.config.nice)
             publish(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
             for text in texts:
                 text.unlink(missing_ok=True)
-        duration = float(ffmpeg_tool.probe(out)["format"].get("duration") or total)
-        with self.catalog.transaction() as db:
-            db.execute("UPDATE films SET status='ready', path=?, duration_s=? WHERE id=?",
-                       (self.catalog.relative(out), duration, job.subject))
-        return {"id": job.subject, "path": str(out), "duration_s": round(duration, 3),
-                "clip_ids": job.params["clip_ids"], "titles": bool(job.params["titles"])}
+        duration = probe(out).duration_s or total
+        result = {"id": job.subject, "path": str(out), "duration_s": round(duration, 3),
+                  "clip_ids": job.params["clip_ids"], "titles": bool(job.params["titles"])}
+        self.catalog.media.finish(job.id, JobKind.FILM, str(job.subject),
+                                  {"path": out, "duration_s": duration}, result)
 
-    def _status(self, film_id: str | None, status: str) -> None:
-        with self.catalog.transaction() as db:
-            db.execute("UPDATE films SET status=? WHERE id=?", (status, film_id))
+
+def ready_clip(catalog: Catalog, clip_id: str) -> Clip:
+    """A clip that can go into a film; NotFoundError or InputError if it cannot."""
+    clip = catalog.media.clip(clip_id)
+    if clip.status != MediaStatus.READY or clip.path is None:
+        raise InputError(f"clip {clip_id} is {clip.status}, not ready")
+    if not clip.path.exists():
+        raise InputError(f"the file of clip {clip_id} is missing")
+    return clip

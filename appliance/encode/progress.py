@@ -8,7 +8,6 @@ ffmpeg (terminate → wait → kill) and raises JobCancelled.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
 import time
@@ -43,14 +42,7 @@ def run_with_progress(argv: Sequence[str], *, duration_s: float, what: str,
                       should_cancel: Callable[[], bool] = lambda: False,
                       timeout_s: float = 3600, nice: int = 0) -> None:
     """Run `argv` (built with progress_args) to the end; EncodeError on failure."""
-    ffmpeg_tool.require(argv[0])
-    proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    if nice:
-        try:
-            os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
-        except OSError:
-            pass  # only a priority
+    proc = ffmpeg_tool.spawn(argv, nice=nice)
     assert proc.stdout is not None and proc.stderr is not None
     stderr = ffmpeg_tool.StderrTail(proc.stderr)
     latest: list[float] = []

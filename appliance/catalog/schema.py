@@ -1,11 +1,16 @@
 """The catalog's schema as numbered migrations (PRAGMA user_version holds the number).
 
-Append new migrations; never edit one that has shipped.
+Append new migrations; never edit one that has shipped. A migration is SQL, or a
+function for what SQL alone cannot do (such as hashing the audit log).
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+import sqlite3
+
+from appliance.catalog.db import Migration
+
+MIGRATIONS: list[Migration] = [
     # 1: cases with consent scopes, recordings, moments, append-only audit log.
     """
     CREATE TABLE cases (
@@ -133,3 +138,39 @@ MIGRATIONS.append(
     );
     """
 )
+
+
+def _audit_chain_and_leases(db: sqlite3.Connection) -> None:
+    """3: the audit log becomes a hash chain that refuses REPLACE; jobs get leases."""
+    from appliance.catalog.audit import entry_hash
+
+    db.execute("ALTER TABLE audit ADD COLUMN hash TEXT")
+    db.execute("DROP TRIGGER audit_no_update")
+    previous = ""
+    for row in db.execute("SELECT * FROM audit ORDER BY id").fetchall():
+        previous = entry_hash(previous, row)
+        db.execute("UPDATE audit SET hash=? WHERE id=?", (previous, row["id"]))
+    for statement in (
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+        " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        # Without recursive triggers, INSERT OR REPLACE deletes silently: refuse any
+        # insert that names an id already used.
+        "CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit"
+        " WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)"
+        " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        # A job is owned by one runner for a lease that runs on CLOCK_BOOTTIME of one
+        # boot: neither a reused PID nor a clock set forward can confuse it.
+        "ALTER TABLE jobs ADD COLUMN owner TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_boot TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_until REAL",
+        "ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX clips_recording ON clips(recording_id)",
+        "CREATE INDEX stills_recording ON stills(recording_id)",
+        "CREATE INDEX clips_job ON clips(job_id)",
+        "CREATE INDEX stills_job ON stills(job_id)",
+        "CREATE INDEX films_job ON films(job_id)",
+    ):
+        db.execute(statement)
+
+
+MIGRATIONS.append(_audit_chain_and_leases)

@@ -1,0 +1,37 @@
+"""The open appliance: its config and catalog, for one command or one web process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from appliance.catalog import Catalog
+from appliance.config import Config
+from appliance.layout import Layout
+
+
+def layout_of(config: Config) -> Layout:
+    """The data dir's layout as configured."""
+    return Layout(config.data_path, socket_override=config.socket
+                  if config.daemon.socket_path else None)
+
+
+@dataclass(frozen=True)
+class App:
+    """Config and catalog, opened together."""
+
+    config: Config
+    catalog: Catalog
+
+    @property
+    def layout(self) -> Layout:
+        """Where everything lives."""
+        return self.catalog.layout
+
+
+@contextmanager
+def open_app(config: Config) -> Iterator[App]:
+    """Open the catalog of the configured data dir for the length of a block."""
+    with Catalog(layout_of(config)) as catalog:
+        yield App(config, catalog)

@@ -1,0 +1,82 @@
+"""Recordings: list them, record one in the foreground, recover interrupted ones."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from appliance.capture.devices import make_camera, make_microphone, new_marker
+from appliance.capture.recover import RecoveryOutcome, recover_all
+from appliance.capture.session import Session
+from appliance.catalog import Moment, Recording
+from appliance.config import Config
+from appliance.errors import ApplianceError, InputError
+from appliance.services.app import App
+
+log = logging.getLogger(__name__)
+FIRST_FRAME_TIMEOUT_S = 10.0
+
+
+def list_recordings(app: App) -> list[Recording]:
+    """Every recording, oldest first."""
+    return app.catalog.recordings.list()
+
+
+def get_recording(app: App, rec_id: str) -> Recording:
+    """One recording (NotFoundError if unknown)."""
+    return app.catalog.recordings.get(rec_id)
+
+
+def moments_of(app: App, rec_id: str) -> list[Moment]:
+    """The marked moments of a recording, in time order."""
+    app.catalog.recordings.get(rec_id)
+    return app.catalog.moments.list(rec_id)
+
+
+def recover(app: App) -> list[RecoveryOutcome]:
+    """Make every interrupted recording playable (or say why it cannot be)."""
+    return recover_all(app.catalog, default_fps=app.config.camera.fps,
+                       default_sample_rate=app.config.microphone.sample_rate)
+
+
+def check_length(config: Config, seconds: float) -> None:
+    """Refuse a foreground recording length outside (0, recording.max_seconds]."""
+    limit = config.recording.max_seconds
+    if not 0 < seconds <= limit:
+        raise InputError(f"--seconds must be more than 0 and at most {limit} "
+                         "(recording.max_seconds)")
+
+
+def record_here(app: App, seconds: float, *, case: str | None = None,
+                stop: threading.Event | None = None) -> Recording:
+    """Record `seconds` (from the first frame) in this process and finalize: the
+    foreground recorder for `vigbox record` and the demo (no daemon, no button)."""
+    config = app.config
+    check_length(config, seconds)
+    stop = stop or threading.Event()
+    marker = new_marker()
+    camera = make_camera(config, marker)
+    mic = make_microphone(config, marker)
+    try:
+        camera.open()
+        if mic is not None:
+            mic.open()
+        session = Session(catalog=app.catalog, config=config, camera=camera, mic=mic,
+                          case=case)
+        session.start()
+        deadline = time.monotonic() + FIRST_FRAME_TIMEOUT_S
+        while session.first_pts_ns is None and session.running and time.monotonic() < deadline:
+            stop.wait(0.01)
+        start_ns = session.first_pts_ns or time.monotonic_ns()
+        end_ns = start_ns + int(seconds * 1e9)
+        while session.running and not stop.is_set() and time.monotonic_ns() < end_ns:
+            stop.wait(min(0.05, max(0.0, (end_ns - time.monotonic_ns()) / 1e9)))
+        return session.stop("interrupted" if stop.is_set() else "stopped")
+    finally:
+        for source in (mic, camera):
+            if source is not None:
+                try:
+                    source.close()
+                except ApplianceError as e:
+                    log.warning("%s did not close cleanly: %s", source.name, e)
