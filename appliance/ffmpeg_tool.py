@@ -9,6 +9,7 @@ reads ffprobe's answers.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import shutil
@@ -64,6 +65,16 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
         proc.wait(timeout)
 
 
+@functools.cache
+def _orphan_guard() -> tuple[str, ...]:
+    """A prefix that kills the child when the thread that started it dies (even by
+    SIGKILL), so a crashed runner never leaves an ffmpeg writing into a file that the
+    next runner of the same job is making. util-linux's setpriv does it without a
+    preexec_fn (which is unsafe with threads)."""
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
+
+
 def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
           stdout: int | None = subprocess.PIPE, nice: int = 0) -> subprocess.Popen[bytes]:
     """Start ffmpeg/ffprobe: argv list, its own session (a terminal's Ctrl-C or a signal
@@ -72,7 +83,7 @@ def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
     require(argv[0])
     log.debug("running %s", " ".join(argv))
     try:
-        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout,
+        proc = subprocess.Popen([*_orphan_guard(), *argv], stdin=stdin, stdout=stdout,
                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         raise MediaError(f"cannot start {argv[0]}: {e.strerror}") from None

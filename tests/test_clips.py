@@ -283,3 +283,32 @@ def test_cli_cancels_a_queued_job(maker: Any, vigbox: Any) -> None:
     assert vigbox("jobs", "--cancel", "999").returncode == 1
     assert maker.jobs.claim(job.id) is None, "a cancelled job is never run"
     assert maker.catalog.media.still(str(job.subject)).status == "cancelled"
+
+
+def _bottom_band(path: Path) -> np.ndarray:
+    """The first frame's lower quarter as grey pixels (where captions are drawn)."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-vf",
+                          f"crop={WIDTH}:{HEIGHT // 4}:0:{HEIGHT * 3 // 4},format=gray", "-f",
+                          "rawvideo", "pipe:1"], capture_output=True, check=True,
+                         timeout=30).stdout
+    return np.frombuffer(raw, np.uint8).astype(np.int16)
+
+
+@pytest.mark.parametrize("caption", ["Mum smiles 100% of the time", "%{pts} and a \\ too",
+                                     "Receiving initiatives"])
+def test_a_caption_is_drawn_whatever_characters_it_holds(maker: Any, caption: str) -> None:
+    plain = run(maker, maker.request_clip(maker.rec_id, 1.0, 1.5, exact=True))
+    captioned = run(maker, maker.request_clip(maker.rec_id, 1.0, 1.5, exact=True,
+                                              caption=caption))
+    changed = np.abs(_bottom_band(Path(captioned["path"])) - _bottom_band(Path(plain["path"])))
+    # The caption's box and letters change a good part of the band; without them only
+    # encoding noise differs.
+    assert (changed > 40).mean() > 0.02, f"no caption drawn for {caption!r}"
+
+
+def test_a_fast_clip_cannot_carry_a_caption(maker: Any, vigbox: Any) -> None:
+    with pytest.raises(InputError, match="needs a frame-exact clip"):
+        maker.request_clip(maker.rec_id, 1.0, 2.0, exact=False, caption="Guiding")
+    result = vigbox("clip", maker.rec_id, "--start", "1", "--end", "2", "--caption", "Guiding")
+    assert result.returncode == 1 and "needs a frame-exact clip" in result.error_line()
+    assert maker.jobs.list() == []

@@ -21,7 +21,8 @@ from appliance.capture.sd_notify import Notifier
 from appliance.capture.status_light import Light
 from appliance.catalog import Catalog
 from appliance.config import Config
-from appliance.errors import ControlError
+from appliance.errors import (ControlError, DaemonBusyError, DaemonNotRunningError,
+                              DaemonRequestError)
 from tests.processes import DaemonProcess
 
 TIMEOUT_S = 30
@@ -87,7 +88,7 @@ def daemon_config(config: Config) -> Config:
 def start_daemon(tmp_path: Path) -> Iterator[Callable[[Config], Running]]:
     started: list[tuple[Running, threading.Event, threading.Thread, Catalog]] = []
 
-    def start(cfg: Config) -> Running:
+    def start(cfg: Config, *, recover: Any = None, wait_ready: bool = True) -> Running:
         factory = make_pin_factory("mock")
         notify = NotifySocket(tmp_path / f"notify{len(started)}.sock")
         shutdowns: list[list[str]] = []
@@ -96,7 +97,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[[Config], Running]]:
         daemon = CaptureDaemon(cfg, catalog, camera=make_camera(cfg, marker),
                                mic=make_microphone(cfg, marker), pin_factory=factory,
                                notifier=Notifier(str(notify.path)),
-                               run_command=shutdowns.append)
+                               run_command=shutdowns.append, recover=recover)
         stop = threading.Event()
         thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
         thread.start()
@@ -104,7 +105,8 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[[Config], Running]]:
         started.append((running, stop, thread, catalog))
         wait_until(lambda: any("READY=1" in m for m in notify.collect()), "READY=1")
         # READY=1 goes before recovery; the box takes presses once recovery is done.
-        wait_until(lambda: daemon.state is not State.STARTING, "recovery at start")
+        if wait_ready:
+            wait_until(lambda: daemon.state is not State.STARTING, "recovery at start")
         return running
 
     yield start
@@ -239,3 +241,47 @@ def test_capture_and_ctl_commands_end_to_end(vigbox: Any, cli_env: dict[str, str
     assert not (data_dir / "capture.sock").exists()
     gone = vigbox("ctl", "status")
     assert gone.returncode == 1 and "not running" in gone.stderr
+
+
+def test_systemd_hears_ready_before_recovery_and_presses_wait_for_it(
+        daemon_config: Config, start_daemon: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A long recovery at start must not exceed systemd's start timeout, nor run beside a
+    new recording: READY=1 first, recovery in the background, presses refused meanwhile."""
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow_recovery(catalog: Catalog) -> list[Any]:
+        started.append(threading.current_thread().name)
+        assert release.wait(TIMEOUT_S), "the test never let recovery finish"
+        return []
+
+    box: Running = start_daemon(daemon_config, recover=slow_recovery, wait_ready=False)
+    wait_until(lambda: started == ["recovery"], "recovery on its own thread")
+    assert box.daemon.state is State.STARTING
+    assert box.ctl("status")["state"] == "starting"
+    with pytest.raises(DaemonBusyError, match="still starting") as refused:
+        box.ctl("start")
+    assert refused.value.kind == "busy"
+    box.press()  # the button is refused too: nothing is recorded
+    wait_until(lambda: any("button: the box is still starting" in r.getMessage()
+                           for r in caplog.records), "the press refused")
+    assert box.daemon.catalog.recordings.list() == []
+    release.set()
+    wait_until(lambda: box.daemon.state is State.READY, "ready after recovery")
+    assert any("STATUS=ready" in m for m in box.notify.collect())
+
+
+def test_control_errors_say_what_kind_of_refusal(daemon_config: Config, start_daemon: Any,
+                                                 tmp_path: Path) -> None:
+    box: Running = start_daemon(daemon_config)
+    with pytest.raises(DaemonBusyError) as busy:
+        box.ctl("stop")  # nothing is being recorded
+    assert busy.value.kind == "busy"
+    with pytest.raises(DaemonRequestError) as bad:
+        box.ctl("start", case=42)
+    assert bad.value.kind == "bad_request"
+    with pytest.raises(DaemonRequestError, match="no case"):
+        box.ctl("start", case="VIG-0000-404")
+    with pytest.raises(DaemonNotRunningError) as gone:
+        request(tmp_path / "nobody.sock", "status")
+    assert gone.value.kind == "not_running"

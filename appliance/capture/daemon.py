@@ -20,7 +20,7 @@ from gpiozero import Factory
 
 from appliance.capture.button import ButtonGestures
 from appliance.capture.control import ControlServer
-from appliance.capture.recover import recover_all
+from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.sd_notify import Notifier
 from appliance.capture.preflight import BALLAST_MB, MB
 from appliance.capture.session import Event, Session
@@ -49,6 +49,7 @@ class State(enum.Enum):
 
 
 RunCommand = Callable[[list[str]], None]
+Recover = Callable[[Catalog], list[RecoveryOutcome]]
 
 
 def run_shutdown(argv: list[str]) -> None:
@@ -69,7 +70,8 @@ class CaptureDaemon:
     def __init__(self, config: Config, catalog: Catalog, *, camera: Camera,
                  mic: Microphone | None, pin_factory: Factory | None = None,
                  notifier: Notifier | None = None,
-                 run_command: RunCommand = run_shutdown) -> None:
+                 run_command: RunCommand = run_shutdown,
+                 recover: Recover | None = None) -> None:
         self.config = config
         self.catalog = catalog
         self.camera = camera
@@ -77,6 +79,9 @@ class CaptureDaemon:
         self._pin_factory = pin_factory
         self._notifier = notifier or Notifier()
         self._run_command = run_command
+        self._recover_all: Recover = recover or (lambda catalog: recover_all(
+            catalog, default_fps=config.camera.fps,
+            default_sample_rate=config.microphone.sample_rate))
         self._lock = threading.RLock()
         self._state = State.STARTING
         self._session: Session | None = None
@@ -129,8 +134,7 @@ class CaptureDaemon:
         except OSError:
             pass
         try:
-            for o in recover_all(self.catalog, default_fps=self.config.camera.fps,
-                                 default_sample_rate=self.config.microphone.sample_rate):
+            for o in self._recover_all(self.catalog):
                 log.info("recovery: %s %s (%s)", o.id, o.action, o.detail)
         except Exception:  # noqa: BLE001 - recording matters more than recovery
             log.exception("recovery failed; run `vigbox recover` to retry")

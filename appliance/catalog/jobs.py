@@ -207,10 +207,10 @@ class JobQueue:
         MAX_ATTEMPTS (a job that keeps killing its runner must not loop forever)."""
         requeued = []
         with self._db.transaction() as db:
-            rows = db.execute("SELECT id, lease_boot, lease_until, attempts FROM jobs"
-                              " WHERE status='running'").fetchall()
+            rows = db.execute("SELECT id, lease_boot, lease_until, attempts, worker_pid"
+                              " FROM jobs WHERE status='running'").fetchall()
             for row in rows:
-                if row["lease_boot"] == boot_id() and (row["lease_until"] or 0) > boot_clock():
+                if not abandoned(row["lease_boot"], row["lease_until"], row["worker_pid"]):
                     continue
                 if row["attempts"] >= MAX_ATTEMPTS:
                     self.end_in(db, row["id"], JobStatus.FAILED,
@@ -245,6 +245,23 @@ class JobQueue:
         if row is None:
             raise NotFoundError(f"no job {job_id}; list them with `vigbox jobs`")
         return row
+
+
+def abandoned(lease_boot: str | None, lease_until: float | None, pid: int | None) -> bool:
+    """True if a running job's runner is gone: another boot, an expired lease, or (at
+    once, without waiting for the lease) its process no longer exists in this boot. A
+    reused PID only delays this until the lease runs out."""
+    if lease_boot != boot_id() or (lease_until or 0) <= boot_clock():
+        return True
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def mark_media_in(db: sqlite3.Connection, job_id: int, status: str) -> None:

@@ -75,7 +75,10 @@ def exact_clip_argv(src: Path, out: Path, span: FrameSpan, *, audio: bool,
     src_in = ffmpeg.input(str(src), ss=f"{seek_time(span.first, span.fps):.6f}")
     video = src_in.video
     if caption_file is not None:
+        # expansion=none: the text is shown as typed ("100%", "%{pts}", "\\" included);
+        # with expansion a lone "%" made drawtext draw nothing at all.
         video = video.drawtext(textfile=str(caption_file), fontfile=str(font) if font else None,
+                               expansion="none",
                                fontsize="h/18", fontcolor="white", box=1,
                                boxcolor="black@0.55", boxborderw=12, x="(w-text_w)/2",
                                y="h-text_h-h/14")

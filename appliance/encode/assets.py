@@ -132,6 +132,8 @@ class AssetMaker:
     def _image(self, argv: list[str], final: Path, duration: float, job: Job,
                cancel: Any, what: str, scale: tuple[float, float] = (0.0, 0.1)) -> None:
         tmp = _tmp(final)
+        # A dead runner's leftover: ffmpeg -y would truncate (and share) its inode.
+        tmp.unlink(missing_ok=True)
         lo, hi = scale
         try:
             run_with_progress(progress_args(argv),

@@ -47,6 +47,8 @@ class ClipMaker:
         out = self.catalog.layout.clip_file(src.recording.id, str(job.subject))
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
+        # A dead runner's leftover: ffmpeg -y would truncate (and share) its inode.
+        tmp.unlink(missing_ok=True)
         try:
             if p["exact"]:
                 span = av.frame_span(start - src.video_start_s, end - src.video_start_s,
@@ -94,6 +96,8 @@ class ClipMaker:
         out = self.catalog.layout.still_file(src.recording.id, str(job.subject))
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp.jpg")
+        # A dead runner's leftover: ffmpeg -y would truncate (and share) its inode.
+        tmp.unlink(missing_ok=True)
         try:
             self._ffmpeg(av.still_argv(src.path, tmp, frame, src.fps), 1 / src.fps, job,
                          f"still {job.subject}")

@@ -63,7 +63,7 @@ def film_argv(parts: list[Part], out: Path, *, width: int, height: int, fps: int
                        f"color=c=black:s={width}x{height}:r={fps}"]
             # A text file, not inline text: drawtext's escaping rules are a trap.
             chains.append(f"[{n}:v]drawtext=fontfile={_escape(str(font))}:"
-                          f"textfile={_escape(str(part.title_file))}:"
+                          f"textfile={_escape(str(part.title_file))}:expansion=none:"
                           f"fontcolor=white:fontsize=h/14:x=(w-text_w)/2:y=(h-text_h)/2,"
                           f"{fit}[v{i}]")
             n += 1
@@ -116,6 +116,8 @@ class FilmMaker:
         out.parent.mkdir(parents=True, exist_ok=True)
         texts: list[Path] = []
         tmp = out.with_name(f".{out.name}.tmp")
+        # A dead runner's leftover: ffmpeg -y would truncate (and share) its inode.
+        tmp.unlink(missing_ok=True)
         try:
             parts = self._parts(job, clips, texts)
             assert clips[0].path is not None
