@@ -161,3 +161,40 @@ def test_disk_completely_full_without_ballast_loses_nothing_already_written(
     assert recovered.status == "recovered"
     assert recovered.duration_s is not None and recovered.duration_s >= 1.4
     assert recovered.path is not None and recovered.path.exists()
+
+
+def test_reading_the_catalog_works_on_a_full_disk(small_disk: Path, vigbox: Any,
+                                                  cli_env: dict[str, str]) -> None:
+    """A full disk must not stop the guider seeing what is on the box: opening the
+    catalog needs room for its -wal/-shm files, which the ballast gives back."""
+    env = cli_env | {"VIGBOX_DATA_DIR": str(small_disk / "data")}
+    assert vigbox("cases", "add", "VIG-2026-050", "--consent", "filming", env=env).returncode == 0
+    data = small_disk / "data"
+    with Catalog(data) as catalog:  # as the daemon does at start
+        assert session_module.ensure_ballast(catalog.layout.ballast, 8 * MB)
+    fill(small_disk, leave_bytes=0)
+    for command in (["cases", "--json"], ["recordings", "--json"], ["jobs", "--json"],
+                    ["recover", "--json"]):
+        result = vigbox(*command, env=env)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert [c["code"] for c in vigbox("cases", "--json", env=env).json()] == ["VIG-2026-050"]
+
+
+@pytest.mark.slow
+def test_a_recording_preflight_lets_through_is_not_stopped_for_room(rig: Any,
+                                                                  small_disk: Path) -> None:
+    """Preflight and the session agree on the room a recording needs: with just enough
+    free for preflight, the recording runs to its end instead of stopping at once."""
+    from appliance.capture.preflight import room_needed
+
+    catalog, cfg, camera, mic = rig
+    cfg = dataclasses.replace(cfg, recording=dataclasses.replace(cfg.recording, max_seconds=4,
+                                                                 warn_before_end_s=1))
+    fill(small_disk, leave_bytes=room_needed(cfg, catalog.layout) + MB)
+    session = Session(catalog=catalog, config=cfg, camera=camera, mic=mic)
+    session.start()
+    rec = session.wait(timeout=30)
+    assert rec.status == "ready", rec.problems
+    assert not any("disk" in p for p in rec.problems), rec.problems
+    assert rec.duration_s is not None and rec.duration_s >= 3.9

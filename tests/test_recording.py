@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,3 +239,43 @@ def test_index_space_too_small_falls_back_to_a_faststart_rewrite(
     assert any("rewriting with +faststart" in r.getMessage() for r in caplog.records)
     boxes = top_level_boxes(rec.path)  # type: ignore[arg-type]
     assert boxes.index("moov") < boxes.index("mdat"), boxes
+
+
+@pytest.mark.parametrize("journal_survives", [True, False])
+def test_a_finished_film_the_catalog_could_not_mark_ready_is_recovered(
+        make_rig: Any, monkeypatch: pytest.MonkeyPatch, journal_survives: bool) -> None:
+    """Finalize, commit 'ready', then remove the journal: if the commit fails, the film
+    is not lost to a `failed` row; recovery finishes it from the journal or adopts the
+    whole MP4."""
+    from appliance.capture.recover import recover_all
+    from appliance.errors import CatalogError
+
+    rig = make_rig()
+    real_update = rig.catalog.recordings.update
+    refused: list[str] = []
+
+    def update(rec_id: str, **fields: Any) -> Recording:
+        if fields.get("status") == "ready":
+            refused.append(rec_id)  # e.g. the catalog stayed locked or the disk failed
+            raise CatalogError("the catalog at test cannot be written")
+        return real_update(rec_id, **fields)
+
+    monkeypatch.setattr(rig.catalog.recordings, "update", update)
+    monkeypatch.setattr("appliance.capture.session.time.sleep", lambda s: None)
+    rec = record_for(rig.session(), 1.5)
+    assert len(refused) == 3, "the ready commit is retried"
+    assert rec.status == "failed"
+    assert (rec.dir / "video.h264").exists(), "the journal is kept until 'ready' is committed"
+    film = rec.dir / "recording.mp4"
+    assert film.exists()
+    monkeypatch.setattr(rig.catalog.recordings, "update", real_update)
+    if not journal_survives:  # as if removed before: the whole MP4 alone must do
+        from appliance.capture.session import remove_journal
+        remove_journal(rec.dir)
+    [outcome] = recover_all(rig.catalog, default_fps=30, default_sample_rate=48_000)
+    assert outcome.action == "recovered", outcome.detail
+    fixed = rig.catalog.recordings.get(rec.id)
+    assert fixed.status == "recovered" and fixed.path == film
+    assert fixed.duration_s is not None and fixed.duration_s >= 1.0
+    assert fixed.video_frames is not None and abs(fixed.video_frames - fixed.duration_s * 30) <= 1
+    assert not (rec.dir / "video.h264").exists()
