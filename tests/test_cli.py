@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +238,47 @@ def test_consent_can_be_given_and_withdrawn_later(vigbox: Any) -> None:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     listed = vigbox("cases", "--json").json()
     assert listed[0]["consent"] == {"filming": "2026-10-01"}
+
+
+def test_a_consent_date_in_the_future_is_refused(vigbox: Any) -> None:
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    result = vigbox("cases", "add", "VIG-2026-060", "--consent", "filming", "--date", tomorrow)
+    assert result.returncode == 1 and "in the future" in result.error_line()
+    assert vigbox("cases", "--json").json() == []
+    assert vigbox("cases", "add", "VIG-2026-060", "--consent", "filming").returncode == 0
+    later = vigbox("cases", "consent", "VIG-2026-060", "--give", "training", "--date", tomorrow)
+    assert later.returncode == 1 and "in the future" in later.error_line()
+    assert vigbox("cases", "--json").json()[0]["consent"] == {"filming": date.today().isoformat()}
+
+
+def test_every_command_writes_with_umask_027(vigbox: Any, data_dir: Path) -> None:
+    assert vigbox("cases", "add", "VIG-2026-061", "--consent", "filming").returncode == 0
+    for path in [data_dir / "catalog.sqlite3", *data_dir.glob("catalog.sqlite3-*")]:
+        assert path.stat().st_mode & 0o007 == 0, f"{path.name} is readable by everyone"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as root")
+def test_root_on_a_service_owned_data_dir_acts_as_its_owner(vigbox: Any, cli_env: dict[str, str],
+                                                            tmp_path_factory: Any) -> None:
+    """`sudo vigbox ...` on the box must not leave root-owned files (the catalog's -wal
+    and -shm, an import's assets) that the services then cannot write."""
+    import pwd
+    import shutil
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="vigbox-owner-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        data.mkdir()
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+        env = cli_env | {"VIGBOX_DATA_DIR": str(data)}
+        result = vigbox("cases", "add", "VIG-2026-062", "--consent", "filming", env=env)
+        assert result.returncode == 0, result.stderr
+        made = list(data.rglob("*"))
+        assert made, "the catalog was made"
+        assert {p.stat().st_uid for p in made} == {nobody.pw_uid}, \
+            [(p.name, p.stat().st_uid) for p in made]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
