@@ -26,9 +26,12 @@ from appliance import ffmpeg_tool  # noqa: E402
 from appliance.capture.finalize import moov_reserve, mux_argv  # noqa: E402
 from appliance.catalog import Catalog  # noqa: E402
 from appliance.config import parse_config  # noqa: E402
-from appliance.encode.assets import AssetMaker  # noqa: E402
-from appliance.encode.clips import ClipMaker  # noqa: E402
-from appliance.media_import import import_video  # noqa: E402
+from appliance.encode.worker import EncodeWorker  # noqa: E402
+from appliance.services import media  # noqa: E402
+from appliance.services.app import App  # noqa: E402
+from appliance.services.imports import import_file  # noqa: E402
+
+ACTOR = "bench"
 
 
 def timed(fn: object) -> tuple[float, object]:
@@ -66,22 +69,21 @@ def main() -> int:
             timeout=1800, what="finalize"))
         config = parse_config({"data_dir": str(tmp / "data")})
         catalog = Catalog(config.data_path)
-        import_s, rec = timed(lambda: import_video(catalog, mp4))
-        assets = AssetMaker(catalog)
-        [queued] = assets.jobs.list(("queued",))
-        assets_s, done = timed(lambda: assets.run(assets.jobs.claim(queued.id)))
-        maker = ClipMaker(catalog, config.encode)
+        app = App(config, catalog)
+        import_s, rec = timed(lambda: import_file(app, mp4, case=None, actor=ACTOR))
+        worker = EncodeWorker(catalog, config.encode)
+        assets_s, done = timed(worker.run_one)  # finds the film without assets, makes them
         start = seconds / 2 + 0.4
         end = start + args.clip_seconds
 
         def clip(exact: bool) -> object:
-            job = maker.request_clip(rec.id, start, end, exact=exact)
-            return maker.run(maker.jobs.claim(job.id))
+            return media.run_now(app, media.request_clip(app, rec.id, start, end, exact=exact,
+                                                         actor=ACTOR))
 
         fast_s, _ = timed(lambda: clip(False))
         exact_s, _ = timed(lambda: clip(True))
-        still_s, _ = timed(lambda: maker.run(maker.jobs.claim(
-            maker.request_still(rec.id, start).id)))
+        still_s, _ = timed(lambda: media.run_now(app, media.request_still(app, rec.id, start,
+                                                                         actor=ACTOR)))
         baseline = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(rec.path), "-ss",
                     f"{start:.6f}", "-t", f"{args.clip_seconds:.6f}", "-c:v", "libx264",
                     "-preset", config.encode.preset, "-crf", str(config.encode.crf),

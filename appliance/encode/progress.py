@@ -78,8 +78,9 @@ def run_with_progress(argv: Sequence[str], *, duration_s: float, what: str,
 def _read_progress(proc: subprocess.Popen[bytes], duration_s: float,
                    latest: list[float]) -> None:
     assert proc.stdout is not None
-    for raw in proc.stdout:
-        fraction = parse_progress(raw.decode("utf-8", "replace"), duration_s)
-        if fraction is not None:
-            latest.append(fraction)
-            del latest[:-1]
+    with proc.stdout:
+        for raw in proc.stdout:
+            fraction = parse_progress(raw.decode("utf-8", "replace"), duration_s)
+            if fraction is not None:
+                latest.append(fraction)
+                del latest[:-1]
