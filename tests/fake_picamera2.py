@@ -150,7 +150,7 @@ def _guard(state: FakeState, target: Any, *args: Any) -> None:
     """Run a thread body; an exception ends the thread, as it would in picamera2."""
     try:
         target(*args)
-    except BaseException as e:  # recorded for tests, not printed
+    except BaseException as e:  # noqa: BLE001 - recorded for tests, not printed
         with state.changed:
             state.thread_errors.append(repr(e))
             state.changed.notify_all()
@@ -508,7 +508,7 @@ class Picamera2:
         st.instances.append(self)
         self.is_open = True
 
-    def __enter__(self) -> "Picamera2":
+    def __enter__(self) -> Picamera2:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -536,11 +536,14 @@ class Picamera2:
         w, h = stream_config["size"]
         stream_config["size"] = (w - w % align, h - h % 2)
 
-    def create_video_configuration(self, main: dict[str, Any] = {}, lores: Any = None,
-                                   raw: Any = {}, transform: Any = None, colour_space: Any = None,
-                                   buffer_count: int = 6, controls: dict[str, Any] = {},
+    # The defaults copy picamera2's own signature (mutable ones included) on purpose.
+    def create_video_configuration(self, main: dict[str, Any] = {}, lores: Any = None,  # noqa: B006
+                                   raw: Any = {}, transform: Any = None,  # noqa: B006
+                                   colour_space: Any = None,
+                                   buffer_count: int = 6,
+                                   controls: dict[str, Any] = {},  # noqa: B006
                                    display: str | None = "main", encode: str | None = "main",
-                                   queue: bool = True, sensor: Any = {},
+                                   queue: bool = True, sensor: Any = {},  # noqa: B006
                                    use_case: str = "video") -> dict[str, Any]:
         """A video configuration dict (the real mutable defaults are copied, not shared)."""
         if not self.is_open:

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance import mp4
+from appliance.capture.sync_check import frame_indices
+from appliance.capture.sync_check import index_gaps as gaps
 from appliance.probe import raw_probe
-from appliance.capture.sync_check import frame_indices, index_gaps as gaps
 
 __all__ = ["frame_indices", "gaps", "streams", "top_level_boxes"]
 

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from appliance.catalog import Catalog
-from appliance.catalog import Origin
+from appliance.catalog import Catalog, Origin
+from appliance.config import Config
 from appliance.encode.assets import COLUMNS, THUMB_H, THUMB_W, sprite_vtt
 from appliance.encode.worker import EncodeWorker
-from appliance.config import Config
 from appliance.errors import InputError
 from appliance.media_import import import_video
 from tests.conftest import SECONDS

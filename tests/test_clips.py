@@ -21,9 +21,8 @@ from appliance.errors import InputError, NotFoundError
 from appliance.services import media
 from appliance.services.app import App
 from appliance.services.imports import import_file
-from tests.media import frame_indices, streams
-
 from tests.conftest import FPS, HEIGHT, WIDTH
+from tests.media import frame_indices, streams
 
 ACTOR = "test"
 
@@ -38,7 +37,7 @@ class Maker:
         self.config = app.config.encode
         self.jobs = app.catalog.jobs
 
-    def with_encode(self, **changes: Any) -> "Maker":
+    def with_encode(self, **changes: Any) -> Maker:
         encode = dataclasses.replace(self.config, **changes)
         return Maker(App(dataclasses.replace(self.app.config, encode=encode), self.catalog),
                      self.rec_id)

@@ -21,8 +21,12 @@ from appliance.capture.sd_notify import Notifier
 from appliance.capture.status_light import Light
 from appliance.catalog import Catalog
 from appliance.config import Config
-from appliance.errors import (ControlError, DaemonBusyError, DaemonNotRunningError,
-                              DaemonRequestError)
+from appliance.errors import (
+    ControlError,
+    DaemonBusyError,
+    DaemonNotRunningError,
+    DaemonRequestError,
+)
 from tests.processes import DaemonProcess
 
 TIMEOUT_S = 30

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from appliance.capture import session as session_module
 from appliance.capture.camera_synthetic import SyntheticCamera
 from appliance.capture.devices import new_marker
 from appliance.capture.mic_synthetic import SyntheticMicrophone
 from appliance.capture.recover import recover_all
-from appliance.capture import session as session_module
 from appliance.capture.session import Session
 from appliance.catalog import Catalog
 from appliance.config import Config

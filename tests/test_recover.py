@@ -14,9 +14,9 @@ import pytest
 
 from appliance.capture import journal as journal_files
 from appliance.capture.recover import recover_all
-from appliance.fsutil import lock_directory
 from appliance.capture.sync_check import measure_sync
 from appliance.catalog import Catalog, Origin, utc_now
+from appliance.fsutil import lock_directory
 from tests.media import frame_indices, gaps, streams
 from tests.processes import DaemonProcess
 

@@ -1,9 +1,9 @@
 """The one button: turns presses and holds into start, mark, stop and shutdown.
 
-| state at the press | released before hold_stop_s | held hold_stop_s ... hold_shutdown_s | held longer   |
-|--------------------|-----------------------------|--------------------------------------|---------------|
-| idle               | start (at release)          | nothing                              | shutdown      |
-| recording          | mark (at release)           | stop (as soon as the hold is reached)| (already stop)|
+| at the press | released before hold_stop_s | held hold_stop_s to hold_shutdown_s | longer   |
+|--------------|-----------------------------|-------------------------------------|----------|
+| idle         | start (at release)          | nothing                             | shutdown |
+| recording    | mark (at release)           | stop (as soon as the hold is reached) | (stop) |
 
 A long-ish idle press that is not a shutdown does nothing, so an accidental long
 press (or a shutdown the guider changed their mind about) is harmless. Holds fire

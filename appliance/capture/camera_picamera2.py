@@ -168,7 +168,8 @@ class Picamera2Camera(Camera):
         self._last_frame_ns = time.monotonic_ns()
         try:
             on_frame(VideoFrame(bytes(frame), pts_ns, bool(keyframe)))
-        except Exception as e:  # escaping, it would silently end picamera2's encoder thread
+        except Exception as e:  # noqa: BLE001 - escaping, it would silently end picamera2's
+            # encoder thread
             self._report(f"the frame handler failed: {e!r}")
 
     def _watch(self) -> None:

@@ -20,9 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import (ApplianceError, BusyError, ControlError, DaemonBusyError,
-                              DaemonFailedError, DaemonNotRunningError, DaemonRequestError,
-                              InputError, NotFoundError)
+from appliance.errors import (
+    ApplianceError,
+    BusyError,
+    ControlError,
+    DaemonBusyError,
+    DaemonFailedError,
+    DaemonNotRunningError,
+    DaemonRequestError,
+    InputError,
+    NotFoundError,
+)
 
 log = logging.getLogger(__name__)
 COMMANDS = ("status", "start", "stop", "mark")

@@ -20,9 +20,9 @@ from gpiozero import Factory
 
 from appliance.capture.button import ButtonGestures
 from appliance.capture.control import ControlServer
+from appliance.capture.preflight import BALLAST_MB, MB
 from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.sd_notify import Notifier
-from appliance.capture.preflight import BALLAST_MB, MB
 from appliance.capture.session import Event, Session
 from appliance.capture.sources import Camera, Microphone
 from appliance.capture.status_light import Light, StatusLight

@@ -245,7 +245,7 @@ class SoundDeviceMicrophone(Microphone):
             try:
                 if on_chunk is not None:
                     on_chunk(AudioChunk(bytes(indata), adc_ns))
-            except Exception as e:  # escaping, it would silently end PortAudio's stream
+            except Exception as e:  # noqa: BLE001 - escaping, it would silently end the stream
                 self._failure = f"the audio handler failed: {e!r}"
                 self._wake.set()
 

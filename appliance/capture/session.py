@@ -22,13 +22,25 @@ from appliance.capture.journal import Journal
 from appliance.capture.live_audio import LIVE_AAC, LiveAudioEncoder
 from appliance.capture.preflight import BALLAST_MB, FINALIZE_ROOM_MB, MB, preflight
 from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
-from appliance.catalog import (Catalog, Consent, MomentSource, Origin, Recording,
-                               RecordingStatus, new_recording_id, utc_now)
+from appliance.catalog import (
+    Catalog,
+    Consent,
+    MomentSource,
+    Origin,
+    Recording,
+    RecordingStatus,
+    new_recording_id,
+    utc_now,
+)
 from appliance.config import Config
-from appliance.errors import (ApplianceError, BusyError, CaptureError, CatalogError,
-                              NoConsentError)
-from appliance.fsutil import (atomic_write_json, ensure_ballast, free_bytes, lock_directory,
-                              release_ballast)
+from appliance.errors import ApplianceError, BusyError, CaptureError, CatalogError, NoConsentError
+from appliance.fsutil import (
+    atomic_write_json,
+    ensure_ballast,
+    free_bytes,
+    lock_directory,
+    release_ballast,
+)
 from appliance.layout import META_NAME
 
 log = logging.getLogger(__name__)

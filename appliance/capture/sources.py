@@ -65,7 +65,7 @@ class Camera(abc.ABC):
         """Frames between keyframes."""
         return max(1, round(self.fps * self.keyframe_interval_s))
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - optional: the default does nothing
         """Prepare the camera (called once, before the first start)."""
 
     @abc.abstractmethod
@@ -80,10 +80,10 @@ class Camera(abc.ABC):
     def stop(self) -> None:
         """Stop delivering frames; returns once no more callbacks will come."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: the default does nothing
         """Release the camera."""
 
-    def __enter__(self) -> "Camera":
+    def __enter__(self) -> Camera:
         self.open()
         return self
 
@@ -105,7 +105,7 @@ class Microphone(abc.ABC):
         """Samples per delivered block."""
         return max(1, self.sample_rate * self.block_ms // 1000)
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - optional: the default does nothing
         """Prepare the microphone (called once, before the first start)."""
 
     @abc.abstractmethod
@@ -120,10 +120,10 @@ class Microphone(abc.ABC):
     def stop(self) -> None:
         """Stop delivering chunks; returns once no more callbacks will come."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: the default does nothing
         """Release the microphone."""
 
-    def __enter__(self) -> "Microphone":
+    def __enter__(self) -> Microphone:
         self.open()
         return self
 

@@ -11,14 +11,27 @@ from pathlib import Path
 
 from appliance.catalog.assets import Assets, AssetsTable, AssetStatus
 from appliance.catalog.audit import AuditEntry, AuditLog
-from appliance.catalog.cases import (CONSENT_SCOPES, Case, Cases, Consent, check_case_code,
-                                     check_scope)
+from appliance.catalog.cases import (
+    CONSENT_SCOPES,
+    Case,
+    Cases,
+    Consent,
+    check_case_code,
+    check_scope,
+)
 from appliance.catalog.db import Database, utc_now
 from appliance.catalog.jobs import Job, JobKind, JobQueue, JobStatus
 from appliance.catalog.media import Clip, Film, Media, MediaStatus, Still
-from appliance.catalog.moments import Moment, MomentSource, Moments
-from appliance.catalog.recordings import (INTERRUPTED, PLAYABLE, Origin, Recording,
-                                          RecordingStatus, Recordings, new_recording_id)
+from appliance.catalog.moments import Moment, Moments, MomentSource
+from appliance.catalog.recordings import (
+    INTERRUPTED,
+    PLAYABLE,
+    Origin,
+    Recording,
+    Recordings,
+    RecordingStatus,
+    new_recording_id,
+)
 from appliance.catalog.schema import MIGRATIONS
 from appliance.fsutil import release_ballast
 from appliance.layout import Layout

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.errors import ApplianceError, CatalogError
@@ -28,7 +28,7 @@ Migration = str | Callable[[sqlite3.Connection], None]
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def catalog_error(e: sqlite3.Error, path: Path) -> CatalogError:

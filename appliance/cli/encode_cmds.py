@@ -1,4 +1,4 @@
-"""`vigbox clip`, `still`, `film`, `suggestions`, `jobs`, `encode-worker`: the encoder's commands."""
+"""`vigbox clip`, `still`, `film`, `suggestions`, `jobs`, `encode-worker`: encoder commands."""
 
 from __future__ import annotations
 

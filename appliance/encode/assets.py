@@ -113,7 +113,10 @@ class AssetMaker:
                  "vtt": out / "sprite.vtt", "waveform": out / "waveform.json"}
         interval = thumb_interval(duration)
         count = max(1, math.ceil(duration / interval))
-        cancel = (lambda: self.catalog.jobs.cancel_requested(job.id))
+
+        def cancel() -> bool:
+            return self.catalog.jobs.cancel_requested(job.id)
+
         self._image(poster_argv(rec.path, _tmp(files["poster"]), min(1.0, duration / 10)),
                     files["poster"], 0.0, job, cancel, "poster")
         self.catalog.jobs.progress(job.id, 0.1)

@@ -29,7 +29,7 @@ except ImportError as e:  # installed, but libcamera or a dependency is broken
     pytest.skip(f"picamera2 cannot be imported ({e})", allow_module_level=True)
 try:
     CAMERAS = picamera2.Picamera2.global_camera_info()
-except Exception as e:  # libcamera itself failed
+except Exception as e:  # noqa: BLE001 - libcamera itself failed
     pytest.skip(f"libcamera cannot list cameras ({e})", allow_module_level=True)
 if not CAMERAS:
     pytest.skip("libcamera lists no camera (check the ribbon cable)", allow_module_level=True)
