@@ -40,7 +40,7 @@ def make_output(output_base: type, deliver: Deliver) -> Any:
     """An Output for `deliver`; built at run time because encoders accept only
     instances of picamera2's own Output class, which exists only once it is imported."""
 
-    class FrameOutput(output_base):  # type: ignore[misc, valid-type]
+    class FrameOutput(output_base):
         def outputframe(self, frame: bytes, keyframe: bool = True, timestamp: int | None = None,
                         packet: Any = None, audio: bool = False) -> None:
             if not audio:  # an encoder may also carry audio packets; ours never asks for them

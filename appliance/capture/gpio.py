@@ -58,7 +58,7 @@ def _backend_errors() -> tuple[type[BaseException], ...]:
     # lgpio raises its own `lgpio.error` (e.g. "GPIO busy" when another process holds
     # the pin); it only exists where lgpio is installed, so look for it when needed.
     try:
-        import lgpio  # type: ignore[import-not-found]
+        import lgpio
     except ImportError:
         return ()
     return (lgpio.error,)

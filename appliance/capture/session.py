@@ -208,7 +208,8 @@ class Session:
 
     def _on_chunk(self, chunk: AudioChunk) -> None:
         assert self._journal is not None
-        if self.first_pts_ns is not None or chunk.adc_ns >= self.pressed_at_ns - 10**9:
+        pressed = self.pressed_at_ns or 0
+        if self.first_pts_ns is not None or chunk.adc_ns >= pressed - 10**9:
             self._journal.add(chunk)
 
     def _camera_error(self, reason: str) -> None:

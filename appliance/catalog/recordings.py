@@ -159,7 +159,8 @@ class Recordings:
 
     def list(self, statuses: tuple[RecordingStatus, ...] | None = None) -> list[Recording]:
         """Recordings, oldest first, optionally only those in `statuses`."""
-        query, args = "SELECT * FROM recordings", ()
+        query = "SELECT * FROM recordings"
+        args: tuple[str, ...] = ()
         if statuses:
             query += f" WHERE status IN ({','.join('?' * len(statuses))})"
             args = tuple(RecordingStatus(s).value for s in statuses)
