@@ -7,6 +7,7 @@ administrator can fix the file without reading code.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import typing
@@ -178,6 +179,9 @@ def load_config(path: Path | None = None, *, data_dir: str | None = None) -> Con
                 table = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file in UTF-8, so not a TOML config; "
+                              "check the path, or save it as UTF-8 text") from None
         except OSError as e:
             raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     elif explicit:
@@ -226,7 +230,7 @@ def _build(cls: type, table: Any, *, prefix: str, source: str) -> Any:
             continue
         kind = hints[name]
         key = prefix + name
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[name] = _build(kind, table[name], prefix=key + ".", source=source)
         else:
             values[name] = _check_value(key, table[name], kind, f.metadata, source)
@@ -245,6 +249,12 @@ def _check_value(key: str, value: Any, kind: Any, meta: Any, source: str) -> Any
     elif kind in (int, float, str, bool):
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise bad(f"must be {kind.__name__}")
+    # TOML allows nan and inf, which pass every range check (comparisons are False).
+    if isinstance(value, float) and not math.isfinite(value):
+        raise bad("must be a finite number")
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(t, str) and any(ord(c) < 32 for c in t) for t in texts):
+        raise bad("must not hold control characters")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise bad("must be one of " + ", ".join(repr(c) for c in choices))

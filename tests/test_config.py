@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,3 +293,38 @@ def test_settings_that_conflict_are_refused(tmp_path: Path, text: str, key: str)
     path.write_text(text)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(path)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+nan"])
+def test_non_finite_numbers_are_refused(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[camera]\nkeyframe_interval_s = {value}\n")
+    with pytest.raises(ConfigError, match="'camera.keyframe_interval_s' must be a finite"):
+        load_config(path)
+
+
+def test_control_characters_in_a_setting_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('data_dir = "/var/lib/vig\\u0000box"\n')
+    with pytest.raises(ConfigError, match="'data_dir' must not hold control characters"):
+        load_config(path)
+
+
+def test_a_binary_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="not a text file in UTF-8"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("content", [b"[camera]\nfps = nan\n", b"\xff\xfe\x00binary\x00",
+                                     "data_dir = 'caf\u00e9'\n".encode("latin-1")])
+def test_cli_bad_file_is_one_line_and_never_invalid_json(vigbox: Any, tmp_path: Path,
+                                                         content: bytes) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(content)
+    for extra in ((), ("--json",)):
+        result = vigbox("--config", str(path), "config", "check", *extra)
+        assert result.returncode == 1
+        assert result.stdout == "", "no half document"
+        assert result.error_line().startswith(f"vigbox: {path}")
