@@ -122,7 +122,8 @@ class Config:
     """The whole appliance configuration."""
 
     data_dir: str = _setting("", "where the catalog and media live; empty = default")
-    log_level: str = _setting("info", "log verbosity", choices=("debug", "info", "warning", "error"))
+    log_level: str = _setting("info", "log verbosity",
+                              choices=("debug", "info", "warning", "error"))
     camera: CameraConfig = field(default_factory=CameraConfig)
     microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
@@ -142,7 +143,7 @@ class Config:
             return Path(self.daemon.socket_path)
         return self.data_path / "capture.sock"
 
-    def simulated(self) -> "Config":
+    def simulated(self) -> Config:
         """The same config with the synthetic camera, microphone and mock GPIO."""
         mic = self.microphone
         if mic.backend != "none":
