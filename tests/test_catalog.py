@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from appliance.catalog import Catalog, check_case_code
-from appliance.catalog_schema import MIGRATIONS
+from appliance.catalog import Catalog, Consent, Origin, check_case_code
+from appliance.catalog.db import split_sql
+from appliance.catalog.schema import MIGRATIONS
 from appliance.errors import CatalogError, InputError, NotFoundError
+
+ACTOR = "cli"
 
 STARTED = "2026-03-02T10:15:00.000+00:00"
 
@@ -32,10 +35,9 @@ def raw(data_dir: Path) -> sqlite3.Connection:
 def new_recording(catalog: Catalog, rec_id: str = "20260302-101500-ab12", *,
                   case: str | None = None, **fields: object):
     """Create a recording row with its directory under recordings/."""
-    directory = catalog.data_dir / "recordings" / rec_id
-    directory.mkdir(parents=True, exist_ok=True)
-    return catalog.create_recording(rec_id, case=case, started_at=STARTED, directory=directory,
-                                    origin="capture", **fields)
+    catalog.layout.recording_dir(rec_id).mkdir(parents=True, exist_ok=True)
+    return catalog.recordings.create(rec_id, case=case, started_at=STARTED,
+                                     origin=Origin.CAPTURE, actor="capture", **fields)
 
 
 # -- schema --------------------------------------------------------------------------------
@@ -44,11 +46,11 @@ def new_recording(catalog: Catalog, rec_id: str = "20260302-101500-ab12", *,
 def test_migrations_applied_and_reopen_idempotent(data_dir: Path) -> None:
     with Catalog(data_dir) as cat:
         assert cat.schema_version == len(MIGRATIONS)
-        cat.add_case("VIG-2026-001", {"filming": "2026-01-10"})
+        cat.cases.add("VIG-2026-001", {Consent.FILMING: "2026-01-10"}, actor=ACTOR)
     with Catalog(data_dir) as cat:  # a second open applies nothing and loses nothing
         assert cat.schema_version == len(MIGRATIONS)
-        assert [c["code"] for c in cat.list_cases()] == ["VIG-2026-001"]
-        assert len(cat.audit_log()) == 1
+        assert [c.code for c in cat.cases.list()] == ["VIG-2026-001"]
+        assert len(cat.audit.entries()) == 1
     with raw(data_dir) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         triggers = {r[0] for r in db.execute(
@@ -95,26 +97,27 @@ def test_valid_case_codes(code: str) -> None:
                                   "VIG-2026-014\n"])
 def test_invalid_case_codes(catalog: Catalog, code: str) -> None:
     with pytest.raises(InputError, match="not valid"):
-        catalog.add_case(code, {})
-    assert catalog.list_cases() == []
-    assert catalog.audit_log() == []
+        catalog.cases.add(code, {}, actor=ACTOR)
+    assert catalog.cases.list() == []
+    assert catalog.audit.entries() == []
 
 
 def test_add_case_with_consents(catalog: Catalog) -> None:
-    catalog.add_case("VIG-2026-014", {"filming": "2026-01-10", "training": "2026-01-12"})
-    case = catalog.get_case("VIG-2026-014")
-    assert case["code"] == "VIG-2026-014"
-    assert case["consent"] == {"filming": "2026-01-10", "training": "2026-01-12"}
-    assert case["created_at"].endswith("+00:00")
-    [entry] = catalog.audit_log()
-    assert (entry["action"], entry["subject"], entry["actor"]) == \
+    catalog.cases.add("VIG-2026-014", {Consent.FILMING: "2026-01-10",
+                                       Consent.TRAINING: "2026-01-12"}, actor=ACTOR)
+    case = catalog.cases.get("VIG-2026-014")
+    assert case.code == "VIG-2026-014"
+    assert case.consent == {"filming": "2026-01-10", "training": "2026-01-12"}
+    assert case.created_at.endswith("+00:00")
+    [entry] = catalog.audit.entries()
+    assert (entry.action, entry.subject, entry.actor) == \
         ("case.add", "VIG-2026-014", "cli")
-    assert entry["detail"] == {"consent": ["filming", "training"]}
+    assert entry.detail == {"consent": ["filming", "training"]}
 
 
 def test_case_without_consent(catalog: Catalog) -> None:
-    catalog.add_case("VIG-2026-002", {})
-    assert catalog.get_case("VIG-2026-002")["consent"] == {}
+    catalog.cases.add("VIG-2026-002", {}, actor=ACTOR)
+    assert catalog.cases.get("VIG-2026-002").consent == {}
 
 
 @pytest.mark.parametrize("consents, match", [
@@ -126,37 +129,37 @@ def test_case_without_consent(catalog: Catalog) -> None:
 ])
 def test_bad_consent_refused(catalog: Catalog, consents: dict[str, str], match: str) -> None:
     with pytest.raises(InputError, match=match):
-        catalog.add_case("VIG-2026-003", consents)
-    assert catalog.list_cases() == []
-    assert catalog.audit_log() == []
+        catalog.cases.add("VIG-2026-003", consents, actor=ACTOR)
+    assert catalog.cases.list() == []
+    assert catalog.audit.entries() == []
 
 
 def test_duplicate_case_refused(catalog: Catalog) -> None:
-    catalog.add_case("VIG-2026-004", {"filming": "2026-01-10"})
+    catalog.cases.add("VIG-2026-004", {Consent.FILMING: "2026-01-10"}, actor=ACTOR)
     with pytest.raises(InputError, match="already exists"):
-        catalog.add_case("VIG-2026-004", {})
-    assert catalog.get_case("VIG-2026-004")["consent"] == {"filming": "2026-01-10"}
-    assert [e["action"] for e in catalog.audit_log()] == ["case.add"]
+        catalog.cases.add("VIG-2026-004", {}, actor=ACTOR)
+    assert catalog.cases.get("VIG-2026-004").consent == {"filming": "2026-01-10"}
+    assert [e.action for e in catalog.audit.entries()] == ["case.add"]
 
 
 def test_unknown_case(catalog: Catalog) -> None:
     with pytest.raises(NotFoundError, match="cases add"):
-        catalog.get_case("VIG-0000-000")
+        catalog.cases.get("VIG-0000-000")
     with pytest.raises(LookupError):
-        catalog.get_case("VIG-0000-000")
+        catalog.cases.get("VIG-0000-000")
 
 
 def test_list_cases_sorted(catalog: Catalog) -> None:
     for code in ("VIG-3", "VIG-1", "VIG-2"):
-        catalog.add_case(code, {})
-    assert [c["code"] for c in catalog.list_cases()] == ["VIG-1", "VIG-2", "VIG-3"]
+        catalog.cases.add(code, {}, actor=ACTOR)
+    assert [c.code for c in catalog.cases.list()] == ["VIG-1", "VIG-2", "VIG-3"]
 
 
 # -- recordings ----------------------------------------------------------------------------
 
 
 def test_recording_lifecycle(catalog: Catalog, data_dir: Path) -> None:
-    catalog.add_case("VIG-2026-010", {"filming": "2026-01-10"})
+    catalog.cases.add("VIG-2026-010", {Consent.FILMING: "2026-01-10"}, actor=ACTOR)
     rec = new_recording(catalog, case="VIG-2026-010", width=1280, height=720, fps=30.0,
                         audio="ok")
     assert rec.status == "recording"
@@ -167,14 +170,14 @@ def test_recording_lifecycle(catalog: Catalog, data_dir: Path) -> None:
     assert rec.problems == []
 
     mp4 = rec.dir / "recording.mp4"
-    done = catalog.update_recording(rec.id, status="ready", path=mp4, duration_s=12.5,
-                                    video_frames=375, dropped_frames=0,
-                                    problems=["microphone stalled at 3.0 s"])
+    done = catalog.recordings.update(rec.id, status="ready", path=mp4, duration_s=12.5,
+                                     video_frames=375, dropped_frames=0,
+                                     problems=["microphone stalled at 3.0 s"], actor="capture")
     assert done.status == "ready"
     assert done.path == mp4
     assert done.duration_s == 12.5
     assert done.problems == ["microphone stalled at 3.0 s"]
-    assert catalog.get_recording(rec.id) == done
+    assert catalog.recordings.get(rec.id) == done
 
     doc = done.to_json()
     for key in ("id", "case", "started_at", "duration_s", "status", "path"):
@@ -182,28 +185,28 @@ def test_recording_lifecycle(catalog: Catalog, data_dir: Path) -> None:
     assert doc["path"] == str(mp4)
     assert doc["started_at"] == STARTED
 
-    actions = [(e["action"], e["subject"]) for e in catalog.audit_log()]
+    actions = [(e.action, e.subject) for e in catalog.audit.entries()]
     assert actions == [("case.add", "VIG-2026-010"), ("recording.recording", rec.id),
                        ("recording.ready", rec.id)]
-    assert catalog.audit_log()[-1]["detail"] == {"problems": ["microphone stalled at 3.0 s"]}
+    assert catalog.audit.entries()[-1].detail == {"problems": ["microphone stalled at 3.0 s"]}
 
 
 def test_update_without_status_is_not_audited(catalog: Catalog) -> None:
     rec = new_recording(catalog)
-    catalog.update_recording(rec.id, duration_s=3.0)
-    assert [e["action"] for e in catalog.audit_log()] == ["recording.recording"]
-    assert catalog.get_recording(rec.id).duration_s == 3.0
+    catalog.recordings.update(rec.id, duration_s=3.0, actor="capture")
+    assert [e.action for e in catalog.audit.entries()] == ["recording.recording"]
+    assert catalog.recordings.get(rec.id).duration_s == 3.0
 
 
 def test_list_recordings_order_and_filter(catalog: Catalog) -> None:
     a = new_recording(catalog, "20260302-101500-0001")
     b = new_recording(catalog, "20260302-101500-0002")
     c = new_recording(catalog, "20260302-101500-0003")
-    catalog.update_recording(b.id, status="ready")
-    catalog.update_recording(c.id, status="failed", problems=["camera failed"])
-    assert [r.id for r in catalog.list_recordings()] == [a.id, b.id, c.id]
-    assert [r.id for r in catalog.list_recordings(("ready",))] == [b.id]
-    assert [r.id for r in catalog.list_recordings(("recording", "failed"))] == [a.id, c.id]
+    catalog.recordings.update(b.id, status="ready", actor="capture")
+    catalog.recordings.update(c.id, status="failed", problems=["camera failed"], actor="capture")
+    assert [r.id for r in catalog.recordings.list()] == [a.id, b.id, c.id]
+    assert [r.id for r in catalog.recordings.list(("ready",))] == [b.id]
+    assert [r.id for r in catalog.recordings.list(("recording", "failed"))] == [a.id, c.id]
 
 
 def test_recording_refusals(catalog: Catalog, tmp_path: Path) -> None:
@@ -211,29 +214,30 @@ def test_recording_refusals(catalog: Catalog, tmp_path: Path) -> None:
         new_recording(catalog, case="VIG-0000-404")
     rec = new_recording(catalog)
     with pytest.raises(CatalogError, match="bad recording status"):
-        catalog.update_recording(rec.id, status="lost")
+        catalog.recordings.update(rec.id, status="lost", actor="capture")
     with pytest.raises(CatalogError, match="cannot set"):
-        catalog.update_recording(rec.id, origin="import")
+        catalog.recordings.update(rec.id, origin="import", actor="capture")
     with pytest.raises(CatalogError, match="outside the data dir"):
-        catalog.update_recording(rec.id, path=tmp_path / "elsewhere.mp4")
+        catalog.recordings.update(rec.id, path=tmp_path / "elsewhere.mp4", actor="capture")
     with pytest.raises(NotFoundError):
-        catalog.update_recording("20990101-000000-ffff", status="ready")
+        catalog.recordings.update("20990101-000000-ffff", status="ready", actor="capture")
     with pytest.raises(NotFoundError, match="vigbox recordings"):
-        catalog.get_recording("20990101-000000-ffff")
+        catalog.recordings.get("20990101-000000-ffff")
     with pytest.raises((sqlite3.IntegrityError, CatalogError)):  # the same id twice
         new_recording(catalog)
     # None of the refused changes reached the row or the audit log.
-    assert catalog.get_recording(rec.id).status == "recording"
-    assert catalog.get_recording(rec.id).path is None
-    assert [e["action"] for e in catalog.audit_log()] == ["recording.recording"]
-    assert len(catalog.list_recordings()) == 1
+    assert catalog.recordings.get(rec.id).status == "recording"
+    assert catalog.recordings.get(rec.id).path is None
+    assert [e.action for e in catalog.audit.entries()] == ["recording.recording"]
+    assert len(catalog.recordings.list()) == 1
 
 
 def test_paths_are_stored_relative(tmp_path: Path, data_dir: Path) -> None:
     with Catalog(data_dir) as cat:
         rec = new_recording(cat)
         (rec.dir / "recording.mp4").write_bytes(b"not really a film")
-        cat.update_recording(rec.id, status="ready", path=rec.dir / "recording.mp4")
+        cat.recordings.update(rec.id, status="ready", path=rec.dir / "recording.mp4",
+                              actor="capture")
     db = raw(data_dir)
     stored_dir, stored_path = db.execute("SELECT dir, path FROM recordings").fetchone()
     db.close()
@@ -244,7 +248,7 @@ def test_paths_are_stored_relative(tmp_path: Path, data_dir: Path) -> None:
     moved.parent.mkdir()
     shutil.move(str(data_dir), str(moved))
     with Catalog(moved) as cat:
-        again = cat.get_recording(rec.id)
+        again = cat.recordings.get(rec.id)
     assert again.dir == moved / "recordings" / rec.id
     assert again.path == moved / "recordings" / rec.id / "recording.mp4"
     assert again.path.read_bytes() == b"not really a film"
@@ -254,9 +258,9 @@ def test_paths_are_stored_relative(tmp_path: Path, data_dir: Path) -> None:
 
 
 def test_audit_log_is_append_only(catalog: Catalog, data_dir: Path) -> None:
-    catalog.audit("recording.view", "20260302-101500-ab12", actor="web",
+    catalog.audit.append("recording.view", "20260302-101500-ab12", actor="web",
                   detail={"user": "guider"})
-    catalog.audit("export", None)
+    catalog.audit.append("export", None, actor="system")
     db = raw(data_dir)
     try:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -268,14 +272,14 @@ def test_audit_log_is_append_only(catalog: Catalog, data_dir: Path) -> None:
         assert db.execute("SELECT count(*) FROM audit").fetchone()[0] == 2
     finally:
         db.close()
-    with pytest.raises(sqlite3.IntegrityError):  # through the catalog's own connection too
-        with catalog.transaction() as conn:
+    with pytest.raises(CatalogError, match="append-only"):  # the catalog's own, as its error
+        with catalog.db.transaction() as conn:
             conn.execute("DELETE FROM audit")
-    log = catalog.audit_log()
-    assert [(e["action"], e["subject"], e["actor"]) for e in log] == [
+    log = catalog.audit.entries()
+    assert [(e.action, e.subject, e.actor) for e in log] == [
         ("recording.view", "20260302-101500-ab12", "web"), ("export", None, "system")]
-    assert log[0]["detail"] == {"user": "guider"}
-    assert catalog.audit_log(limit=1) == log[1:]
+    assert log[0].detail == {"user": "guider"}
+    assert catalog.audit.entries(limit=1) == log[1:]
 
 
 # -- moments -------------------------------------------------------------------------------
@@ -283,23 +287,23 @@ def test_audit_log_is_append_only(catalog: Catalog, data_dir: Path) -> None:
 
 def test_moments(catalog: Catalog) -> None:
     rec = new_recording(catalog)
-    late = catalog.add_moment(rec.id, 42.12345, source="button")
-    early = catalog.add_moment(rec.id, 3.5, source="ui")
-    moments = catalog.list_moments(rec.id)
-    assert [m["id"] for m in moments] == [early, late]
-    assert [m["at_s"] for m in moments] == [3.5, 42.123]
-    assert [m["source"] for m in moments] == ["ui", "button"]
-    assert all(m["recording_id"] == rec.id for m in moments)
-    assert [e["action"] for e in catalog.audit_log()][-2:] == ["moment.add", "moment.add"]
+    late = catalog.moments.add(rec.id, 42.12345, source="button", actor="capture").id
+    early = catalog.moments.add(rec.id, 3.5, source="ui", actor="capture").id
+    moments = catalog.moments.list(rec.id)
+    assert [m.id for m in moments] == [early, late]
+    assert [m.at_s for m in moments] == [3.5, 42.123]
+    assert [m.source for m in moments] == ["ui", "button"]
+    assert all(m.recording_id == rec.id for m in moments)
+    assert [e.action for e in catalog.audit.entries()][-2:] == ["moment.add", "moment.add"]
 
-    with pytest.raises(InputError, match="before the start"):
-        catalog.add_moment(rec.id, -0.1, source="button")
+    with pytest.raises(InputError, match="must be at a time in the recording"):
+        catalog.moments.add(rec.id, -0.1, source="button", actor="capture")
     with pytest.raises(NotFoundError):
-        catalog.add_moment("20990101-000000-ffff", 1.0, source="button")
+        catalog.moments.add("20990101-000000-ffff", 1.0, source="button", actor="capture")
     with pytest.raises((sqlite3.IntegrityError, InputError)):  # not a known source
-        catalog.add_moment(rec.id, 1.0, source="telepathy")
-    assert len(catalog.list_moments(rec.id)) == 2
-    assert catalog.list_moments("20990101-000000-ffff") == []
+        catalog.moments.add(rec.id, 1.0, source="telepathy", actor="capture")
+    assert len(catalog.moments.list(rec.id)) == 2
+    assert catalog.moments.list("20990101-000000-ffff") == []
 
 
 def test_threads_adding_moments(catalog: Catalog) -> None:
@@ -314,10 +318,11 @@ def test_threads_adding_moments(catalog: Catalog) -> None:
         try:
             start.wait(timeout=10)
             for i in range(per_thread):
-                moment = catalog.add_moment(rec.id, n + i / 100, source="control")
+                moment = catalog.moments.add(rec.id, n + i / 100, source="control",
+                                             actor="capture").id
                 with lock:
                     ids.append(moment)
-                catalog.list_moments(rec.id)  # reads interleaved with writes
+                catalog.moments.list(rec.id)  # reads interleaved with writes
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -330,7 +335,100 @@ def test_threads_adding_moments(catalog: Catalog) -> None:
     assert errors == []
     total = threads_n * per_thread
     assert len(set(ids)) == total
-    moments = catalog.list_moments(rec.id)
+    moments = catalog.moments.list(rec.id)
     assert len(moments) == total
-    assert [m["at_s"] for m in moments] == sorted(m["at_s"] for m in moments)
-    assert sum(e["action"] == "moment.add" for e in catalog.audit_log(limit=10_000)) == total
+    assert [m.at_s for m in moments] == sorted(m.at_s for m in moments)
+    assert sum(e.action == "moment.add" for e in catalog.audit.entries(limit=10_000)) == total
+
+
+# -- defects found in review ---------------------------------------------------------------
+
+
+def test_every_write_names_its_actor(catalog: Catalog) -> None:
+    with pytest.raises(TypeError):
+        catalog.cases.add("VIG-2026-070", {})  # type: ignore[call-arg]
+    for actor in ("", "   ", "x" * 65):
+        with pytest.raises(CatalogError, match="who acted"):
+            catalog.cases.add("VIG-2026-070", {}, actor=actor)
+    assert catalog.cases.list() == [] and catalog.audit.entries() == []
+
+
+def test_sqlite_errors_surface_as_catalog_errors(catalog: Catalog) -> None:
+    with pytest.raises(CatalogError):
+        with catalog.db.transaction() as db:
+            db.execute("INSERT INTO moments (recording_id, at_s, source, created_at)"
+                       " VALUES ('none', 1, 'ui', 'now')")  # no such recording
+    with pytest.raises(CatalogError):
+        with catalog.db.read() as db:
+            db.execute("SELECT * FROM no_such_table")
+
+
+def test_a_read_cannot_write(catalog: Catalog) -> None:
+    with pytest.raises(CatalogError, match="cannot start inside a read"):
+        with catalog.db.read():
+            catalog.cases.add("VIG-2026-071", {}, actor=ACTOR)
+    assert catalog.cases.list() == []
+
+
+@pytest.mark.parametrize("recursive_triggers", [False, True])
+def test_an_audit_entry_cannot_be_replaced(catalog: Catalog, data_dir: Path,
+                                           recursive_triggers: bool) -> None:
+    catalog.audit.append("recording.view", "20260302-101500-ab12", actor="guider")
+    [entry] = catalog.audit.entries()
+    db = raw(data_dir)
+    try:
+        db.execute(f"PRAGMA recursive_triggers={int(recursive_triggers)}")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("INSERT OR REPLACE INTO audit (id, at, actor, action, subject, detail)"
+                       " VALUES (?, ?, 'nobody', 'nothing', NULL, '{}')", (entry.id, entry.at))
+        db.commit()
+    finally:
+        db.close()
+    assert catalog.audit.entries() == [entry]
+    assert catalog.audit.verify() == []
+
+
+def _tamper(data_dir: Path, *statements: str) -> None:
+    db = raw(data_dir)
+    try:
+        db.execute("DROP TRIGGER audit_no_update")
+        db.execute("DROP TRIGGER audit_no_delete")
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("statement, problem", [
+    ("UPDATE audit SET actor='someone else' WHERE id=2", "entry 2 does not match"),
+    ("DELETE FROM audit WHERE id=2", "entries 2..2 are missing"),
+])
+def test_tampering_with_the_audit_log_is_evident(catalog: Catalog, data_dir: Path,
+                                                 statement: str, problem: str) -> None:
+    for n in range(3):
+        catalog.audit.append("clip.view", f"clip-{n}", actor="guider")
+    assert catalog.audit.verify() == []
+    _tamper(data_dir, statement)
+    assert any(problem in p for p in catalog.audit.verify()), catalog.audit.verify()
+
+
+def test_migration_3_chains_an_existing_audit_log(data_dir: Path) -> None:
+    db = raw(data_dir)
+    for migration in MIGRATIONS[:2]:
+        assert isinstance(migration, str)
+        for statement in split_sql(migration):
+            db.execute(statement)
+    db.execute("PRAGMA user_version=2")
+    for n in range(3):
+        db.execute("INSERT INTO audit (at, actor, action, subject, detail) VALUES"
+                   " (?, 'cli', 'case.add', ?, '{}')", (STARTED, f"VIG-2026-00{n}"))
+    db.commit()
+    db.close()
+    with Catalog(data_dir) as cat:
+        assert cat.schema_version == len(MIGRATIONS)
+        assert [e.subject for e in cat.audit.entries()] == [
+            "VIG-2026-000", "VIG-2026-001", "VIG-2026-002"]
+        assert all(e.hash for e in cat.audit.entries())
+        cat.audit.append("export", None, actor="cli")
+        assert cat.audit.verify() == []

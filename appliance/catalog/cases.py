@@ -87,6 +87,7 @@ class Cases:
     def add(self, code: str, consent: dict[Consent, str], *, actor: str) -> Case:
         """Register a case with the consent scopes given (scope → date)."""
         check_case_code(code)
+        consent = {check_scope(scope): when for scope, when in consent.items()}
         for scope, when in consent.items():
             check_consent_date(scope, when)
         with self._db.transaction() as db:
@@ -103,6 +104,7 @@ class Cases:
     def set_consent(self, code: str, changes: dict[Consent, str | None], *,
                     actor: str) -> Case:
         """Record consent given (a date) or withdrawn (None) for scopes of a case."""
+        changes = {check_scope(scope): when for scope, when in changes.items()}
         for scope, when in changes.items():
             if when is not None:
                 check_consent_date(scope, when)

@@ -62,6 +62,7 @@ class Database:
         self._all_lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._closed = False
+        self.migrated_here = False   # True if this object applied migrations (tests, logs)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -254,6 +255,7 @@ class Database:
                     raise CatalogError(f"migration {number} of the catalog failed: {e}") \
                         from None
                 db.execute(f"PRAGMA user_version={number}")
+            self.migrated_here = True
             log.debug("catalog migrated from schema %d to %d", current, target)
 
     def _check_version(self, current: int, target: int) -> bool:

@@ -51,6 +51,10 @@ class Moments:
         """Store a marked moment."""
         if not math.isfinite(at_s) or at_s < 0:
             raise InputError(f"a moment must be at a time in the recording (got {at_s})")
+        try:
+            source = MomentSource(source)
+        except ValueError:
+            raise InputError(f"unknown moment source {source!r}") from None
         with self._db.transaction() as db:
             if db.execute("SELECT 1 FROM recordings WHERE id=?", (rec_id,)).fetchone() is None:
                 raise NotFoundError(f"no recording {rec_id!r}")
