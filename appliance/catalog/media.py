@@ -165,6 +165,17 @@ class Media:
                               (rec_id,)).fetchall()
         return [self._clip(r) for r in rows]
 
+    def clips_by_recording(self) -> dict[str, list[Clip]]:
+        """Every clip, grouped by recording, in one query (a home page, a sync run)."""
+        with self._db.read() as db:
+            rows = db.execute("SELECT c.*, m.tag AS moment_tag, m.note AS moment_note FROM"
+                              " clips c LEFT JOIN moments m ON m.id = c.moment_id"
+                              " ORDER BY c.recording_id, c.created_at, c.id").fetchall()
+        out: dict[str, list[Clip]] = {}
+        for row in rows:
+            out.setdefault(row["recording_id"], []).append(self._clip(row))
+        return out
+
     def still(self, still_id: str) -> Still:
         """One still; NotFoundError if unknown."""
         with self._db.read() as db:
