@@ -270,7 +270,7 @@ def test_a_finished_film_the_catalog_could_not_mark_ready_is_recovered(
     assert film.exists()
     monkeypatch.setattr(rig.catalog.recordings, "update", real_update)
     if not journal_survives:  # as if removed before: the whole MP4 alone must do
-        from appliance.capture.session import remove_journal
+        from appliance.capture.journal import remove_journal
         remove_journal(rec.dir)
     [outcome] = recover_all(rig.catalog, default_fps=30, default_sample_rate=48_000)
     assert outcome.action == "recovered", outcome.detail

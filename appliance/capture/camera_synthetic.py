@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 import queue
 import subprocess
 import threading
@@ -173,7 +174,7 @@ class SyntheticCamera(Camera):
         splitter = AccessUnitSplitter()
         stdout = self._proc.stdout
         while True:
-            data = stdout.read1(1 << 16)
+            data = os.read(stdout.fileno(), 1 << 16)  # what is there, without waiting for more
             units = splitter.feed(data) if data else splitter.flush()
             for unit in units:
                 if not self._pending:
@@ -181,6 +182,7 @@ class SyntheticCamera(Camera):
                 on_frame(VideoFrame(unit, self._pending.popleft(), is_keyframe(unit)))
             if not data:
                 break
+        stdout.close()
         if not self._stop.is_set():
             tail = self._stderr.text(0.5) if self._stderr else ""
             report("synthetic camera: the encoder exited unexpectedly"
@@ -214,4 +216,6 @@ class SyntheticCamera(Camera):
                 except OSError:
                     pass
             ffmpeg_tool.stop_process(self._proc, timeout=2)
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()  # the warm encoder's: never read
             self._proc = None

@@ -20,8 +20,15 @@ import ffmpeg
 import numpy as np
 
 from appliance import ffmpeg_tool
-from appliance.capture.journal import (AUDIO, VIDEO, ChunkEntry, FrameEntry,
-                                       read_audio_index, read_video_index)
+from appliance.capture.journal import (
+    AUDIO,
+    VIDEO,
+    ChunkEntry,
+    FrameEntry,
+    is_contiguous,
+    read_audio_index,
+    read_video_index,
+)
 from appliance.errors import MediaError
 from appliance.fsutil import publish
 from appliance.mp4 import check_faststart
@@ -190,6 +197,14 @@ def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
     end = frames[-1].offset + frames[-1].size
     if video_path.stat().st_size != end:
         os.truncate(video_path, end)
+    compact: Path | None = None
+    if not is_contiguous(frames):
+        # Index lines were lost mid-file and some frames left out: the muxer reads the
+        # raw stream, so it gets a copy holding exactly the frames kept (rare path).
+        compact = video_path.with_name(f".{VIDEO}.compact")
+        write_frames(video_path, frames, compact)
+        video_path = compact
+        live_audio = None  # it followed every frame written, not the ones kept
     chunks = read_audio_index(directory)
     wav: Path | None = None
     timeline = None
@@ -217,12 +232,21 @@ def finalize(directory: Path, out: Path, *, fps: int, sample_rate: int,
         publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-        if wav is not None:
-            wav.unlink(missing_ok=True)
+        for scratch in (wav, compact):
+            if scratch is not None:
+                scratch.unlink(missing_ok=True)
     duration = len(frames) / fps
     audio = "none" if not chunks else ("partial" if mic_failed else "ok")
     return FinalizeResult(out, len(frames), count_dropped(frames, fps), round(duration, 3),
                           audio, timeline.rate_hz if timeline else None)
+
+
+def write_frames(source: Path, frames: list[FrameEntry], out: Path) -> None:
+    """Copy the bytes of `frames`, in order, from the raw stream into `out`."""
+    with open(source, "rb") as src, open(out, "wb") as dst:
+        for frame in frames:
+            src.seek(frame.offset)
+            dst.write(src.read(frame.size))
 
 
 def _verify(path: Path, frames: int, fps: int, *, audio: bool) -> None:

@@ -22,11 +22,10 @@ import numpy as np
 
 from appliance import ffmpeg_tool
 from appliance.capture.finalize import MicTimeline, interpolate_window, output_sample_times
-from appliance.capture.journal import AUDIO, Journal
+from appliance.capture.journal import AUDIO, LIVE_AAC, Journal
 from appliance.errors import MediaError
 
 log = logging.getLogger(__name__)
-LIVE_AAC = "audio.aac"
 # ffmpeg's AAC encoder starts every stream with 1024 samples of priming that ADTS cannot
 # signal; skipping as many input samples keeps the decoded audio on the video timeline.
 AAC_PRIMING = 1024

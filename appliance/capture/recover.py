@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance.capture import journal as journal_files
 from appliance.capture.finalize import finalize
-from appliance.capture.session import remove_journal
+from appliance.capture.journal import remove_journal
 from appliance.catalog import INTERRUPTED, Catalog, Origin, Recording, RecordingStatus, utc_now
 from appliance.errors import ApplianceError, BusyError, CatalogError, MediaError
 from appliance.fsutil import is_locked, lock_directory

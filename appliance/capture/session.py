@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from appliance.capture import journal as journal_files
 from appliance.capture.finalize import FinalizeResult, finalize
-from appliance.capture.journal import Journal
-from appliance.capture.live_audio import LIVE_AAC, LiveAudioEncoder
+from appliance.capture.journal import Journal, remove_journal
+from appliance.capture.live_audio import LiveAudioEncoder
 from appliance.capture.preflight import BALLAST_MB, FINALIZE_ROOM_MB, MB, preflight
 from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
 from appliance.catalog import (
@@ -87,6 +86,7 @@ class Session:
         self._camera_failed: str | None = None
         self._mic_failed: str | None = None
         self._writer_failed: str | None = None
+        self._drops: list[str] = []   # frames the journal could not take, said once each
         self._warned = False
         self._wake = threading.Event()
         self._done = threading.Event()
@@ -117,7 +117,8 @@ class Session:
         self._lock_handle = lock_directory(self.directory)
         atomic_write_json(self.directory / META_NAME, self._meta())
         self._journal = Journal(self.directory, fsync_interval_s=self.config.recording
-                                .fsync_interval_s, on_error=self._writer_error)
+                                .fsync_interval_s, on_error=self._writer_error,
+                                on_drop=self._drops.append)
         self._journal.open()
         if self.mic is not None:
             self._live_audio = LiveAudioEncoder(self.directory, self._journal,
@@ -254,6 +255,7 @@ class Session:
             self._wake.wait(TICK_S)
             self._wake.clear()
             now = self._clock()
+            self._note_drops()
             if self._mic_failed and self.mic is not None:
                 self._note_mic_failure()
             if self._stop_reason:
@@ -298,6 +300,10 @@ class Session:
         except ApplianceError as e:
             log.warning("microphone did not stop cleanly: %s", e)
 
+    def _note_drops(self) -> None:
+        while self._drops:
+            self._problem(self._drops.pop(0))
+
     def _problem(self, text: str) -> str:
         log.warning("recording %s: %s", self.id, text)
         self.problems.append(text)
@@ -309,6 +315,7 @@ class Session:
         self._stop_sources()
         assert self._journal is not None
         self._journal.close()
+        self._note_drops()
         if self._writer_failed or free_bytes(self.directory) < 2 * BALLAST_MB * MB:
             # The disk is (nearly) full: free the ballast so the catalog can still commit.
             if release_ballast(self._ballast):
@@ -406,9 +413,3 @@ class Session:
                 "sample_rate": self._sample_rate(), "camera": self.camera.name,
                 "microphone": self.mic.name if self.mic else None}
 
-
-def remove_journal(directory: Path) -> None:
-    """Delete the raw journal once the MP4 is published and verified."""
-    for name in (journal_files.VIDEO, journal_files.VIDEO_INDEX, journal_files.AUDIO,
-                 journal_files.AUDIO_INDEX, LIVE_AAC, f".{LIVE_AAC}.tmp"):
-        (directory / name).unlink(missing_ok=True)
