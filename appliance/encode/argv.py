@@ -59,10 +59,6 @@ def seek_time(frame: int, fps: float) -> float:
     return max(0.0, frame / fps - SEEK_EPSILON_S)
 
 
-def _out(stream: object, *args: object, **kwargs: object) -> list[str]:
-    return ffmpeg.output(*args, **kwargs).global_args(*GLOBAL).compile()  # type: ignore[arg-type]
-
-
 def progress_args(argv: list[str]) -> list[str]:
     """The same command reporting progress as key=value lines on stdout."""
     return [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
