@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
+from appliance.layout import Layout
 
 DEFAULT_CONFIG_PATH = Path("/etc/vigbox/config.toml")
 SYSTEM_DATA_DIR = Path("/var/lib/vigbox")
@@ -139,9 +140,8 @@ class Config:
     @property
     def socket(self) -> Path:
         """The control socket path."""
-        if self.daemon.socket_path:
-            return Path(self.daemon.socket_path)
-        return self.data_path / "capture.sock"
+        override = Path(self.daemon.socket_path) if self.daemon.socket_path else None
+        return Layout(self.data_path, socket_override=override).socket
 
     def simulated(self) -> Config:
         """The same config with the synthetic camera, microphone and mock GPIO."""

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any
 
 from appliance.errors import MediaError
@@ -76,14 +75,18 @@ def _orphan_guard() -> tuple[str, ...]:
 
 
 def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
-          stdout: int | None = subprocess.PIPE, nice: int = 0) -> subprocess.Popen[bytes]:
+          stdout: int | None = subprocess.PIPE, nice: int = 0,
+          tied_to_thread: bool = False) -> subprocess.Popen[bytes]:
     """Start ffmpeg/ffprobe: argv list, its own session (a terminal's Ctrl-C or a signal
     to our group never reaches it half-way; we stop it), at niceness `nice` (never
-    less nice than we are)."""
+    less nice than we are). `tied_to_thread`: it dies if the calling thread dies, for a
+    caller that waits for it on this thread (a job's render), never for a long-lived
+    child started from a short-lived thread."""
     require(argv[0])
     log.debug("running %s", " ".join(argv))
+    guard = _orphan_guard() if tied_to_thread else ()
     try:
-        proc = subprocess.Popen([*_orphan_guard(), *argv], stdin=stdin, stdout=stdout,
+        proc = subprocess.Popen([*guard, *argv], stdin=stdin, stdout=stdout,
                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         raise MediaError(f"cannot start {argv[0]}: {e.strerror}") from None
@@ -146,5 +149,5 @@ def run(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = False,
 def run_bytes(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = False,
               nice: int = 0) -> bytes:
     """Run ffmpeg/ffprobe to completion; its stdout as bytes (raw samples, frames)."""
-    proc = spawn(argv, nice=nice)
+    proc = spawn(argv, nice=nice, tied_to_thread=True)
     return _finish(proc, timeout=timeout, what=what, argv0=argv[0], quiet=quiet)

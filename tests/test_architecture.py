@@ -94,3 +94,21 @@ def test_modules_are_small() -> None:
     big = {name: n for name, p in MODULES.items()
            if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert big == {}
+
+
+def test_ffmpeg_is_started_in_one_place() -> None:
+    """Every child process goes through ffmpeg_tool (bounded stderr, own session,
+    priority, terminate → wait → kill); the daemon's shutdown command is the one other."""
+    allowed = {"appliance.ffmpeg_tool", "appliance.capture.daemon"}
+    starters = sorted(name for name, path in MODULES.items()
+                      if any(call in path.read_text() for call in
+                             ("subprocess.Popen(", "subprocess.run(", "os.system(",
+                              "subprocess.check_output(", "subprocess.call(")))
+    assert set(starters) <= allowed, starters
+    assert "appliance.ffmpeg_tool" in starters
+
+
+def test_ffprobe_answers_are_read_in_one_place() -> None:
+    readers = sorted(name for name, path in MODULES.items()
+                     if '"-print_format", "json"' in path.read_text())
+    assert readers == ["appliance.probe"]

@@ -88,8 +88,7 @@ class SyntheticCamera(Camera):
     def _spawn_encoder(self) -> None:
         argv = synthetic_encoder_argv(self.width, self.height, self.fps, self.bitrate,
                                       self.iperiod)
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE)
+        self._proc = ffmpeg_tool.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self._proc.stderr is not None
         self._stderr = ffmpeg_tool.StderrTail(self._proc.stderr)
 

@@ -67,10 +67,8 @@ class LiveAudioEncoder:
 
     def start(self) -> None:
         """Start the encoder process and the thread that feeds it."""
-        ffmpeg_tool.require("ffmpeg")
-        self._proc = subprocess.Popen(live_aac_argv(self._tmp, self.sample_rate),
-                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
+        self._proc = ffmpeg_tool.spawn(live_aac_argv(self._tmp, self.sample_rate),
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         assert self._proc.stderr is not None
         self._stderr = ffmpeg_tool.StderrTail(self._proc.stderr)
         # Not niced: it needs ~1 % of a core, and niced under load it falls behind,

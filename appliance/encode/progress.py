@@ -42,7 +42,7 @@ def run_with_progress(argv: Sequence[str], *, duration_s: float, what: str,
                       should_cancel: Callable[[], bool] = lambda: False,
                       timeout_s: float = 3600, nice: int = 0) -> None:
     """Run `argv` (built with progress_args) to the end; EncodeError on failure."""
-    proc = ffmpeg_tool.spawn(argv, nice=nice)
+    proc = ffmpeg_tool.spawn(argv, nice=nice, tied_to_thread=True)
     assert proc.stdout is not None and proc.stderr is not None
     stderr = ffmpeg_tool.StderrTail(proc.stderr)
     latest: list[float] = []

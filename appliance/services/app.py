@@ -13,8 +13,7 @@ from appliance.layout import Layout
 
 def layout_of(config: Config) -> Layout:
     """The data dir's layout as configured."""
-    return Layout(config.data_path, socket_override=config.socket
-                  if config.daemon.socket_path else None)
+    return Layout(config.data_path, socket_override=config.socket)
 
 
 @dataclass(frozen=True)
