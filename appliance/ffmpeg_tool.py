@@ -74,34 +74,78 @@ def _orphan_guard() -> tuple[str, ...]:
     return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
 
 
+@functools.cache
+def _tool(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def _priority_prefix(own: int, target: int) -> tuple[tuple[str, ...], bool]:
+    """`nice` (and, for background work, idle-class `ionice`) run before ffmpeg, so every
+    thread ffmpeg starts inherits them: on Linux a setpriority() after the start changes
+    only its main thread. Also whether the prefix sets the niceness."""
+    prefix: tuple[str, ...] = ()
+    niced = False
+    if target > own and (nice_bin := _tool("nice")):
+        prefix += (nice_bin, "-n", str(target - own))
+        niced = True
+    ionice = _tool("ionice")
+    if target > 0 and ionice:
+        # Idle class: read and write only when the disk has nothing else to do, so the
+        # recording's journal never queues behind a render. -t: run even if refused.
+        prefix += (ionice, "-t", "-c", "3")
+    return prefix, niced
+
+
+def _set_autogroup_nice(pid: int, nice: int) -> None:
+    """Give the child's scheduling group its niceness too. With the kernel's autogroups
+    (sched_autogroup_enabled, the default of most distribution and Raspberry Pi kernels
+    outside a CPU cgroup) every new session is its own group, CPU time is shared between
+    groups first, and a thread's niceness only counts within its group: an ffmpeg at
+    nice 10 in its own session took as much CPU as the capture daemon and made it drop
+    frames. Best effort: no autogroups, or a negative value without CAP_SYS_NICE."""
+    if nice == 0:
+        return  # a new group starts at 0
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass
+
+
 def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
           stdout: int | None = subprocess.PIPE, nice: int = 0,
           tied_to_thread: bool = False) -> subprocess.Popen[bytes]:
     """Start ffmpeg/ffprobe: argv list, its own session (a terminal's Ctrl-C or a signal
     to our group never reaches it half-way; we stop it), at niceness `nice` (never
-    less nice than we are). `tied_to_thread`: it dies if the calling thread dies, for a
-    caller that waits for it on this thread (a job's render), never for a long-lived
-    child started from a short-lived thread."""
+    less nice than we are) for all its threads and its session's scheduling group; a
+    niced child also gets idle-class I/O. `tied_to_thread`: it dies if the calling
+    thread dies, for a caller that waits for it on this thread (a job's render), never
+    for a long-lived child started from a short-lived thread."""
     require(argv[0])
     log.debug("running %s", " ".join(argv))
     guard = _orphan_guard() if tied_to_thread else ()
+    own = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's: Linux nices threads
+    target = max(own, min(19, nice))
+    prefix, niced = _priority_prefix(own, target)
     try:
-        proc = subprocess.Popen([*guard, *argv], stdin=stdin, stdout=stdout,
+        proc = subprocess.Popen([*guard, *prefix, *argv], stdin=stdin, stdout=stdout,
                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         raise MediaError(f"cannot start {argv[0]}: {e.strerror}") from None
-    if nice:
+    # Popen returns once the first program has been executed, so the new session (and
+    # its autogroup) exists; ffmpeg has not started its threads yet.
+    _set_autogroup_nice(proc.pid, target)
+    if target > own and not niced:
         try:
-            os.setpriority(os.PRIO_PROCESS, proc.pid,
-                           max(os.getpriority(os.PRIO_PROCESS, 0), min(19, nice)))
+            os.setpriority(os.PRIO_PROCESS, proc.pid, target)
         except OSError:
             pass  # only a priority; the child may already have ended
     return proc
 
 
 def _finish(proc: subprocess.Popen[bytes], *, timeout: float, what: str, argv0: str,
-            quiet: bool) -> bytes:
-    """Wait for a spawned child; its stdout, or MediaError with stderr's tail."""
+            quiet: bool) -> tuple[bytes, str]:
+    """Wait for a spawned child; its stdout and stderr's tail, or MediaError."""
     assert proc.stderr is not None
     tail = StderrTail(proc.stderr)
     chunks: list[bytes] = []
@@ -130,7 +174,7 @@ def _finish(proc: subprocess.Popen[bytes], *, timeout: float, what: str, argv0: 
                 proc.returncode, text)
         last = text.strip().splitlines()[-1] if text.strip() else "no message"
         raise MediaError(f"{what} failed: {last}")
-    return out
+    return out, text
 
 
 def _drain(stream: IO[bytes], chunks: list[bytes]) -> None:
@@ -150,4 +194,13 @@ def run_bytes(argv: Sequence[str], *, timeout: float, what: str, quiet: bool = F
               nice: int = 0) -> bytes:
     """Run ffmpeg/ffprobe to completion; its stdout as bytes (raw samples, frames)."""
     proc = spawn(argv, nice=nice, tied_to_thread=True)
-    return _finish(proc, timeout=timeout, what=what, argv0=argv[0], quiet=quiet)
+    return _finish(proc, timeout=timeout, what=what, argv0=argv[0], quiet=quiet)[0]
+
+
+def run_reporting(argv: Sequence[str], *, timeout: float, what: str,
+                  nice: int = 0) -> list[str]:
+    """Run ffmpeg to completion, its output discarded; the lines it printed on stderr.
+    A decode reports damage there while still exiting 0."""
+    proc = spawn(argv, stdout=subprocess.DEVNULL, nice=nice, tied_to_thread=True)
+    text = _finish(proc, timeout=timeout, what=what, argv0=argv[0], quiet=False)[1]
+    return [line for line in text.splitlines() if line.strip()]

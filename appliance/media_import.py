@@ -1,10 +1,13 @@
 """Bring in a video shot on another device as a recording (origin `import`).
 
-The file is probed first and refused clearly unless it is a real video (a still
-image, an audio file or a document is not). H.264 in MP4/MOV with AAC or no sound
-is remuxed (fast, lossless); anything else is transcoded to H.264 + AAC at a
-constant frame rate so the encoder can cut it frame-exactly. Work happens in a
-hidden staging folder that only becomes a recording, in one rename, when done.
+Only MP4/MOV and Matroska/WebM films are accepted, recognised by their first bytes
+before ffmpeg reads them (`appliance.media_sniff`); a still, a sound file, a playlist
+or a film over an hour is refused clearly. H.264 in MP4/MOV with AAC or no sound is
+remuxed (fast, lossless); anything else, or a film that does not decode cleanly, is
+transcoded to H.264 + AAC at a constant frame rate so the encoder can cut it
+frame-exactly. Every pass decodes the whole film, so damage is seen, not imported
+silently. Work happens in a hidden, locked staging folder that becomes a recording
+in one rename; the lock is held until the catalog lists it, so recovery leaves it be.
 """
 
 from __future__ import annotations
@@ -12,30 +15,55 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
-
-import ffmpeg
+from types import FrameType, TracebackType
+from typing import IO, Any
 
 from appliance import ffmpeg_tool
-from appliance.catalog import (Catalog, Consent, Origin, Recording, RecordingStatus,
-                               new_recording_id, utc_now)
-from appliance.errors import ConsentError, InputError, MediaError
-from appliance.fsutil import free_bytes, fsync_dir, publish
-from appliance.probe import raw_probe
+from appliance.catalog import (
+    Catalog,
+    Consent,
+    Origin,
+    Recording,
+    RecordingStatus,
+    new_recording_id,
+    utc_now,
+)
+from appliance.errors import ApplianceError, BusyError, ConsentError, InputError, MediaError
+from appliance.fsutil import free_bytes, fsync_dir, lock_directory, publish
+from appliance.layout import FILM_NAME, LOCK_NAME
+from appliance.media_sniff import (
+    MOV,
+    SOUND,
+    STILL_IMAGE,
+    demuxer_argv,
+    import_timeout_s,
+    remux_argv,
+    sniff_container,
+    transcode_argv,
+)
+from appliance.probe import frame_rate, probe, raw_probe
 
 log = logging.getLogger(__name__)
-MP4 = "recording.mp4"
-# Demuxers that read single pictures: a photo is not a film.
-IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe",
-                 "tiff_pipe", "svg_pipe", "apng", "pam_pipe", "ppm_pipe", "pgm_pipe",
-                 "heif", "jpegxl_pipe", "qoi_pipe", "dds_pipe", "pcx_pipe", "sgi_pipe"}
+MP4 = FILM_NAME
+# Codecs of single pictures (a photo in an MP4 or MKV wrapper is not a film).
 IMAGE_CODECS = {"mjpeg", "png", "gif", "bmp", "tiff", "webp", "jpeg2000", "jpegls", "heic"}
-COPYABLE_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2"}
 MIN_DURATION_S = 0.5
 MAX_FPS = 60
+# A VIG film is 10-20 minutes (the box's own recordings stop at 10 by default); an hour
+# already takes a Pi 4 about an hour to transcode.
+MAX_IMPORT_S = 3600
+# A damaged or cut-off film is kept if at least this share of it decodes (see _damage).
+MIN_WHOLE_FRACTION = 0.25
+IMPORT_NICE = 10  # the capture daemon and the web UI come first
+
+
+class ImportStopped(MediaError):
+    """The import was stopped (SIGTERM) and what it had made was removed."""
 
 
 @dataclass(frozen=True)
@@ -49,27 +77,27 @@ class SourceInfo:
     video_codec: str
     pix_fmt: str
     audio_codec: str | None
-    container: str
+    demuxer: str
 
     @property
     def copyable(self) -> bool:
         """True if a remux gives a file every browser plays."""
         return (self.video_codec == "h264" and self.pix_fmt in ("yuv420p", "yuvj420p")
-                and self.audio_codec in (None, "aac")
-                and bool(COPYABLE_CONTAINERS & set(self.container.split(","))))
+                and self.audio_codec in (None, "aac") and self.demuxer == MOV)
 
 
 def inspect(path: Path) -> SourceInfo:
-    """Probe `path`; InputError unless it is a playable video of useful length."""
+    """Probe `path`; InputError unless it is a playable film of useful length."""
+    path = Path(path).absolute()
     if not path.is_file():
         raise InputError(f"{path} is not a file")
+    demuxer = _sniff(path)
     try:
-        info = raw_probe(path, timeout=120, quiet=True)
+        info = raw_probe(path, timeout=120, quiet=True, extra_args=demuxer_argv(demuxer))
     except MediaError:
-        raise InputError(f"{path.name} is not a video file ffmpeg can read; "
-                         "import an MP4, MOV, MKV or similar film") from None
+        raise InputError(f"{path.name} is damaged (ffmpeg cannot read it as a film); copy "
+                         "it from the device again") from None
     fmt = info.get("format", {})
-    container = str(fmt.get("format_name", ""))
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not s.get("disposition", {}).get("attached_pic")), None)
@@ -77,19 +105,35 @@ def inspect(path: Path) -> SourceInfo:
     if video is None:
         what = "a sound file" if audio is not None else "not a video"
         raise InputError(f"{path.name} is {what}: it has no picture; import a video file")
-    if container in IMAGE_FORMATS or (set(container.split(",")) & IMAGE_FORMATS) \
-            or video.get("codec_name") in IMAGE_CODECS and _duration(fmt, video) <= 0:
-        raise InputError(f"{path.name} is a still image, not a video; import a video file")
     duration = _duration(fmt, video)
+    if video.get("codec_name") in IMAGE_CODECS and duration <= 0:
+        raise InputError(f"{path.name} is a still image, not a video; import a video file")
     if duration < MIN_DURATION_S:
         raise InputError(f"{path.name} is too short ({duration:.2f} s) to be a film")
-    fps = _frame_rate(video)
+    if duration > MAX_IMPORT_S:
+        raise InputError(f"{path.name} is too long ({duration / 60:.0f} min): the box imports "
+                         f"films of up to {MAX_IMPORT_S // 60} min; cut out the part of the "
+                         "visit you need on a computer first")
+    fps = frame_rate(video)
     if not 1 <= fps <= MAX_FPS:
         raise InputError(f"{path.name} has an unusable frame rate ({float(fps):.2f} fps)")
     return SourceInfo(width=int(video.get("width") or 0), height=int(video.get("height") or 0),
                       fps=fps, duration_s=duration, video_codec=str(video.get("codec_name")),
-                      pix_fmt=str(video.get("pix_fmt")), container=container,
+                      pix_fmt=str(video.get("pix_fmt")), demuxer=demuxer,
                       audio_codec=str(audio.get("codec_name")) if audio else None)
+
+
+def _sniff(path: Path) -> str:
+    try:
+        demuxer = sniff_container(path)
+    except OSError as e:
+        raise InputError(f"cannot read {path.name}: {e.strerror}") from None
+    if demuxer in (STILL_IMAGE, SOUND):
+        raise InputError(f"{path.name} is a {demuxer}, not a video; import a video file")
+    if demuxer is None:
+        raise InputError(f"{path.name} is not a video file the box can import (an MP4, MOV, "
+                         "MKV or WebM film); a playlist or a document is not a film")
+    return demuxer
 
 
 def _duration(fmt: dict[str, Any], video: dict[str, Any]) -> float:
@@ -102,80 +146,185 @@ def _duration(fmt: dict[str, Any], video: dict[str, Any]) -> float:
     return 0.0
 
 
-def _frame_rate(video: dict[str, Any]) -> Fraction:
-    for key in ("avg_frame_rate", "r_frame_rate"):
-        try:
-            rate = Fraction(str(video.get(key, "0/0")))
-        except (ValueError, ZeroDivisionError):
-            continue
-        if rate > 0:
-            return rate
-    return Fraction(0)
+class _StopOnSigterm:
+    """While an import runs in the main thread, SIGTERM (systemd, `timeout`) raises
+    ImportStopped where the import is, so its cleanup runs and its ffmpeg is stopped.
+    From `finished()` on, and during the cleanup, a SIGTERM is held and handed to the
+    previous handler (put back at the end) once the import is over."""
 
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._installed = False
+        self._previous: Any = signal.SIG_DFL
+        self._armed = False
+        self._pending = False
 
-def remux_argv(src: Path, out: Path) -> list[str]:
-    """ffmpeg argv: copy the first video and audio stream into a faststart MP4."""
-    stream = ffmpeg.input(str(src))
-    return (ffmpeg.output(stream["v:0"], stream["a:0?"], str(out), c="copy",
-                          movflags="+faststart", format="mp4")
-            .global_args("-hide_banner", "-loglevel", "error", "-nostdin", "-y").compile())
+    def __enter__(self) -> _StopOnSigterm:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self._handle)
+            self._installed = self._armed = True
+        return self
 
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._armed:
+            self._armed = False  # a second SIGTERM must not interrupt the cleanup
+            raise ImportStopped(f"the import of {self._what} was stopped; nothing was kept")
+        self._pending = True
 
-def transcode_argv(src: Path, out: Path, fps: int) -> list[str]:
-    """ffmpeg argv: H.264 (yuv420p, constant `fps`, keyframe a second) + AAC, faststart."""
-    stream = ffmpeg.input(str(src))
-    # libx264 cannot encode 4:2:0 at odd sizes (cropped phone clips): round down to even.
-    video = stream["v:0"].filter("fps", fps=fps).filter("scale", "trunc(iw/2)*2",
-                                                        "trunc(ih/2)*2")
-    return (ffmpeg.output(video, stream["a:0?"], str(out), vcodec="libx264", preset="veryfast",
-                          crf=20, pix_fmt="yuv420p", g=fps, acodec="aac", **{"b:a": "128k"},
-                          ac=1, movflags="+faststart", format="mp4")
-            .global_args("-hide_banner", "-loglevel", "error", "-nostdin", "-y").compile())
+    def finished(self) -> None:
+        """Past the point of no return (or cleaning up): SIGTERM now waits for the end."""
+        self._armed = False
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._installed:
+            return
+        signal.signal(signal.SIGTERM, self._previous if self._previous is not None
+                      else signal.SIG_DFL)
+        if self._pending and not isinstance(exc, ImportStopped):
+            signal.raise_signal(signal.SIGTERM)  # the caller's own handling decides
 
 
 def import_video(catalog: Catalog, src: Path, *, case: str | None = None,
                  actor: str = "import") -> Recording:
     """Import `src` as a new ready recording; nothing is left behind on failure."""
+    src = Path(src).absolute()  # ffmpeg must never take the name for an option or protocol
     if case is not None and not catalog.cases.get(case).allows(Consent.FILMING):
         raise ConsentError(f"case {case} has no consent to filming on record, so no film can "
-                         f"be kept for it; record it first: `vigbox cases consent {case} "
-                         "--give filming`")
+                           f"be kept for it; record it first: `vigbox cases consent {case} "
+                           "--give filming`")
     info = inspect(src)
     recordings = catalog.layout.recordings_dir
     recordings.mkdir(parents=True, exist_ok=True)
+    _check_space(src, recordings)
+    rec_id = new_recording_id()
+    staging, directory = catalog.layout.staging_dir(rec_id), catalog.layout.recording_dir(rec_id)
+    with _StopOnSigterm(src.name) as guard:
+        lock: IO[bytes] | None = None
+        try:
+            staging.mkdir()
+            lock = _lock_staging(staging)
+            facts, problems = _make_film(src, staging, info)
+            os.rename(staging, directory)
+            fsync_dir(recordings)
+            # The row's transaction is all or nothing: a SIGTERM now waits for it, so
+            # the film is never left uncatalogued, nor catalogued and then removed.
+            guard.finished()
+            # Still locked: recovery must not adopt the folder before its row exists.
+            rec = catalog.recordings.create(
+                rec_id, case=case, started_at=utc_now(), origin=Origin.IMPORT,
+                status=RecordingStatus.READY, actor=actor, path=directory / MP4,
+                dropped_frames=0, problems=problems, **facts)
+        except BaseException:
+            guard.finished()  # a SIGTERM must not cut the cleanup short
+            _discard(catalog, rec_id, staging, directory)
+            raise
+        finally:
+            if lock is not None:
+                lock.close()
+    return rec
+
+
+def _check_space(src: Path, recordings: Path) -> None:
     need = src.stat().st_size * 2 + 64 * 1024 * 1024
     if free_bytes(recordings) < need:
         raise MediaError(f"not enough disk space to import {src.name} "
                          f"(needs about {need // 2**20} MB)")
-    rec_id = new_recording_id()
-    staging = catalog.layout.staging_dir(rec_id)
-    staging.mkdir()
+
+
+def _lock_staging(staging: Path) -> IO[bytes]:
+    """Lock a new staging folder (recovery removes unlocked ones) and make sure it is
+    still ours: recovery may have removed it between our mkdir and our lock."""
     try:
-        tmp = staging / f".{MP4}.tmp"
-        if info.copyable:
-            argv, how = remux_argv(src, tmp), "remuxed"
-        else:
-            argv, how = transcode_argv(src, tmp, round(float(info.fps))), "transcoded"
-        log.info("importing %s (%s)", src.name, how)
-        ffmpeg_tool.run(argv, timeout=max(600, info.duration_s * 10), what=f"importing {src.name}")
-        publish(tmp, staging / MP4)
-        final_info = raw_probe(staging / MP4, count_packets=True)
-        video = next(s for s in final_info["streams"] if s.get("codec_type") == "video")
-        has_audio = any(s.get("codec_type") == "audio" for s in final_info["streams"])
-        directory = recordings / rec_id
-        os.rename(staging, directory)
-        fsync_dir(recordings)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    fps = _frame_rate(video)
-    rec = catalog.recordings.create(
-        rec_id, case=case, started_at=utc_now(), origin=Origin.IMPORT,
-        status=RecordingStatus.READY, actor=actor, path=directory / MP4,
-        duration_s=round(float(final_info["format"].get("duration") or info.duration_s), 3),
-        width=int(video.get("width") or info.width), height=int(video.get("height") or
-                                                                 info.height),
-        fps=round(float(fps), 3), video_frames=int(video.get("nb_read_packets") or 0),
-        dropped_frames=0, audio="ok" if has_audio else "none",
-        problems=[] if how == "remuxed" else [f"imported from {info.video_codec}: transcoded"])
-    return rec
+        handle = lock_directory(staging)
+    except (BusyError, OSError):
+        pass
+    else:
+        try:
+            if os.stat(staging / LOCK_NAME).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except OSError:
+            pass
+        handle.close()
+    raise MediaError("the import's folder was removed as it was made (recovery ran at that "
+                     "moment); import the file again")
+
+
+def _discard(catalog: Catalog, rec_id: str, staging: Path, directory: Path) -> None:
+    """Remove a half-made import, but never a film the catalog already lists."""
+    shutil.rmtree(staging, ignore_errors=True)
+    if not directory.exists():
+        return
+    try:
+        listed = catalog.recordings.exists(rec_id)
+    except ApplianceError:
+        listed = True  # cannot tell: leave it; recovery adopts a film nothing lists
+    if not listed:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _make_film(src: Path, staging: Path, info: SourceInfo) -> tuple[dict[str, Any], list[str]]:
+    """Make the staging folder's MP4; its catalog facts and the problems to note."""
+    tmp = staging / f".{MP4}.tmp"
+    transcode = not info.copyable
+    errors = _convert(src, tmp, info, transcode=transcode)
+    if errors and not transcode:
+        # A copy keeps damaged pictures (a cut-off last frame breaks cutting it later);
+        # a transcode keeps only what decodes.
+        log.warning("%s does not decode cleanly; transcoding it instead", src.name)
+        transcode = True
+        errors = _convert(src, tmp, info, transcode=True)
+    publish(tmp, staging / MP4)
+    facts = _film_facts(staging / MP4)
+    problems = _damage(src.name, info.duration_s, facts["duration_s"], errors)
+    if transcode:
+        problems.append(f"imported from {info.video_codec}: transcoded")
+    return facts, problems
+
+
+def _convert(src: Path, tmp: Path, info: SourceInfo, *, transcode: bool) -> list[str]:
+    """Remux or transcode `src` into `tmp`; the errors ffmpeg reported while decoding."""
+    if transcode:
+        argv = transcode_argv(src, tmp, round(float(info.fps)), info.demuxer)
+    else:
+        argv = remux_argv(src, tmp, info.demuxer)
+    timeout = import_timeout_s(info.duration_s, info.width, info.height, float(info.fps),
+                               transcode=transcode)
+    log.info("importing %s (%s)", src.name, "transcoding" if transcode else "remuxing")
+    return ffmpeg_tool.run_reporting(argv, timeout=timeout, what=f"importing {src.name}",
+                                     nice=IMPORT_NICE)
+
+
+def _film_facts(film: Path) -> dict[str, Any]:
+    """The catalog's fields for an imported MP4."""
+    info = probe(film, count_packets=True, extra_args=demuxer_argv(MOV))
+    if info.video is None:
+        raise MediaError(f"{film.name}: the imported film has no picture")
+    width, height = info.video.display_size  # a portrait phone film as it is shown
+    return {"duration_s": round(info.duration_s, 3), "width": width, "height": height,
+            "fps": round(float(info.video.fps), 3), "video_frames": info.video.packets or 0,
+            "audio": "ok" if info.has_audio else "none"}
+
+
+def _damage(name: str, announced_s: float, got_s: float, errors: list[str]) -> list[str]:
+    """The problem to note if the film did not decode cleanly; InputError if too little
+    of it did.
+
+    A guider can rarely film a visit again, so a film cut off by an interrupted copy,
+    or with a few spoilt pictures, is kept with the problem noted: what plays is what
+    they need. One of which less than a quarter plays is refused, so they copy it
+    again from the device rather than review a fragment.
+    """
+    short = got_s < announced_s - max(0.5, 0.02 * announced_s)
+    if not errors and not short:
+        return []
+    log.warning("%s did not decode cleanly:\n%s", name, "\n".join(errors[-20:]))
+    if got_s < max(MIN_DURATION_S, MIN_WHOLE_FRACTION * announced_s):
+        raise InputError(f"{name} is damaged or incomplete: only {got_s:.1f} s of its "
+                         f"{announced_s:.1f} s can be played; copy it from the device again")
+    if short:
+        return [f"incomplete file: {got_s:.1f} s of {announced_s:.1f} s imported; "
+                "the rest was missing or damaged"]
+    return ["damaged file: ffmpeg reported errors while decoding it; some pictures or "
+            "sound may be spoilt"]

@@ -1,14 +1,16 @@
 """Capture benchmark: a simulated session through the real daemon while the CPU is loaded.
 
     python bench/capture.py --seconds 600
+    python bench/capture.py --seconds 60 --encode-clips 6   # real encode jobs as the load
 
 Runs the capture daemon in this process (synthetic camera and microphone, gpiozero's
 mock pins), presses the button to start, holds it to stop, and prints for an unloaded
 baseline run and for the loaded run: dropped frames (from the frame barcodes), A/V
 offset at the first and last sync marker, button-to-first-frame latency, finalize time
 and peak memory. The load is what a busy box has: the web UI and the sync agent at
-normal priority, the encoder niced, each a process spinning on the CPU; the daemon
-runs at nice -5 as its systemd unit does.
+normal priority, the encoder niced, each a process spinning on the CPU; or, with
+--encode-clips, a real encode worker rendering exact 50 s clips of a 720p film. The
+daemon runs at nice -5 as its systemd unit does.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from appliance.capture.devices import make_camera, make_microphone, new_marker  
 from appliance.capture.gpio import make_pin_factory  # noqa: E402
 from appliance.catalog import Catalog  # noqa: E402
 from appliance.config import Config, parse_config  # noqa: E402
+from appliance.services import media  # noqa: E402
+from appliance.services.app import App  # noqa: E402
+from appliance.services.imports import import_file  # noqa: E402
 
 SPIN = "import os,sys; os.nice(int(sys.argv[1]))\nwhile True: pass"
 
@@ -86,6 +91,34 @@ def _vm_hwm_mb(proc: Any) -> float | None:
     except (AttributeError, OSError):
         pass
     return None
+
+
+def start_encode_load(config: Config, clips: int, tmp: Path) -> subprocess.Popen[bytes]:
+    """Real encoder work, as a busy box has it: a 60 s 720p film imported, `clips` exact
+    50 s clips of it queued, and a real `vigbox encode-worker` (niced by its config)."""
+    film = tmp / "source.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=1280x720:rate=30:duration=60", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=60:sample_rate=48000", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    "-shortest", "-movflags", "+faststart", str(film)], check=True, timeout=600)
+    with Catalog(config.data_path) as catalog:
+        app = App(config, catalog)
+        rec = import_file(app, film, case=None, actor="bench")
+        for n in range(clips):
+            media.request_clip(app, rec.id, float(n % 10), float(n % 10) + 50.0, exact=True,
+                               actor="bench")
+    return subprocess.Popen([sys.executable, "-m", "appliance", "--data-dir",
+                             str(config.data_path), "encode-worker"], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def jobs_done(config: Config) -> dict[str, int]:
+    """How many jobs of each status the encoder has, after the loaded run."""
+    with Catalog(config.data_path) as catalog:
+        jobs = catalog.jobs.list()
+    return {status: sum(j.status == status for j in jobs) for status in {j.status for j in jobs}}
 
 
 def start_load(normal: int, niced: int) -> list[subprocess.Popen[bytes]]:
@@ -201,24 +234,36 @@ def main() -> int:
                         help="CPU spinners at normal priority (web UI, sync)")
     parser.add_argument("--presses", type=int, default=7, help="presses timed for latency")
     parser.add_argument("--niced-load", type=int, default=1, help="CPU spinners at nice 10")
+    parser.add_argument("--encode-clips", type=int, default=0,
+                        help="instead of spinners: real exact 50 s clips rendered by a real "
+                             "encode worker while recording")
+    parser.add_argument("--daemon-nice", type=int, default=-5,
+                        help="the daemon's niceness (-5 as its systemd unit; 0 as a shell)")
     args = parser.parse_args()
-    if os.geteuid() == 0:
-        os.nice(-5)  # as the systemd unit does
+    if os.geteuid() == 0 or args.daemon_nice >= 0:
+        os.nice(args.daemon_nice)  # as the systemd unit does (-5), or a shell (0)
     with tempfile.TemporaryDirectory(prefix="vigbox-bench-") as tmp:
         base_cfg = config_for(Path(tmp) / "base", args.baseline_seconds, args.drift_ppm)
         baseline = run_once(base_cfg, args.baseline_seconds)
         baseline_latency = latencies(base_cfg, args.presses)
-        load = start_load(args.load, args.niced_load)
+        loaded_cfg = config_for(Path(tmp) / "loaded", args.seconds, args.drift_ppm)
+        if args.encode_clips:
+            load = [start_encode_load(loaded_cfg, args.encode_clips, Path(tmp))]
+        else:
+            load = start_load(args.load, args.niced_load)
         try:
-            loaded_cfg = config_for(Path(tmp) / "loaded", args.seconds, args.drift_ppm)
             loaded_latency = latencies(loaded_cfg, args.presses)
             loaded = run_once(loaded_cfg, args.seconds)
+            if args.encode_clips:
+                loaded["encode_jobs_done_while_recording"] = jobs_done(loaded_cfg)
         finally:
             for p in load:
                 p.kill()
                 p.wait()
     result = {
-        "cpus": os.cpu_count(), "load": {"normal": args.load, "nice10": args.niced_load},
+        "cpus": os.cpu_count(),
+        "load": ({"exact_50s_clips_by_the_encode_worker": args.encode_clips}
+                 if args.encode_clips else {"normal": args.load, "nice10": args.niced_load}),
         "drift_ppm": args.drift_ppm,
         "baseline_unloaded": baseline, "loaded": loaded,
         "latency_unloaded": baseline_latency, "latency_loaded": loaded_latency,

@@ -112,10 +112,13 @@ class PulseServer:
                            f"{self.log_tail()}")
 
     def play(self, wav: Path) -> subprocess.Popen[bytes]:
-        """Start playing a WAV file into the null sink; the caller waits for it."""
-        return subprocess.Popen(["paplay", f"--device={SINK}", str(wav)], env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        """Start playing a WAV file into the null sink; the caller waits for it. Its
+        errors go to the server's log, so no pipe is left for the caller to close."""
+        assert self.dir is not None
+        with open(self.dir / "paplay.log", "ab") as log:
+            return subprocess.Popen(["paplay", f"--device={SINK}", str(wav)], env=self.env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=log)
 
     def signal(self, signum: int) -> None:
         """Send a signal to the daemon (SIGSTOP: a hung server; SIGKILL: a crash)."""

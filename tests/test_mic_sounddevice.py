@@ -111,16 +111,20 @@ class Child:
                                      stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr.append),
-                         daemon=True).start()
+        self.pumps = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put),
+                             daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr.append),
+                             daemon=True)]
+        for pump in self.pumps:
+            pump.start()
         self.deadline = time.monotonic() + CHILD_TIMEOUT_S
 
     @staticmethod
     def _pump(stream: Any, put: Any) -> None:
-        for line in stream:
-            put(line.rstrip("\n"))
+        with stream:
+            for line in stream:
+                put(line.rstrip("\n"))
 
     def wait_line(self, prefix: str) -> str:
         """The next stdout line starting with `prefix` (fails the test at the deadline)."""
@@ -148,6 +152,8 @@ class Child:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(5)
+        for pump in self.pumps:
+            pump.join(5)  # each closes its pipe at the end of the stream
 
 
 @pytest.fixture
@@ -214,7 +220,7 @@ def test_a_tone_played_into_the_room_is_recorded_at_1_khz_after_it_was_played(
         played_ns = time.monotonic_ns()
         player = server.play(wav)
         try:
-            assert player.wait(10) == 0, player.stderr.read() if player.stderr else ""
+            assert player.wait(10) == 0, server.log_tail()
         finally:
             player.kill()
         result = child.result()

@@ -80,10 +80,15 @@ class SyntheticCamera(Camera):
             raise CameraError(f"synthetic camera: {e}") from None
 
     def open(self) -> None:
-        """Build the picture and start an encoder that waits for the first frame (warm)."""
+        """Build the picture and start an encoder that waits for the first frame (warm);
+        opening an open camera keeps its warm encoder (the daemon reopens before each
+        recording)."""
         self.check()
-        self._picture = SyntheticPicture(self.width, self.height)
-        self._spawn_encoder()
+        if self._picture is None:
+            self._picture = SyntheticPicture(self.width, self.height)
+        if self._proc is None or self._proc.poll() is not None:
+            self._release_encoder()
+            self._spawn_encoder()
 
     def _spawn_encoder(self) -> None:
         argv = synthetic_encoder_argv(self.width, self.height, self.fps, self.bitrate,
@@ -97,6 +102,7 @@ class SyntheticCamera(Camera):
         if self._picture is None:
             self.open()
         if self._proc is None or self._proc.poll() is not None:
+            self._release_encoder()
             self._spawn_encoder()
         self._stop.clear()
         self._pending.clear()
@@ -200,21 +206,26 @@ class SyntheticCamera(Camera):
         reader.join(10)
         if any(t.is_alive() for t in self._threads):
             raise CameraError("synthetic camera: threads did not stop within 10 s")
-        if self._proc is not None:
-            ffmpeg_tool.stop_process(self._proc)
+        self._release_encoder()
         self._threads = []
         self._spawn_encoder()
 
     def close(self) -> None:
         """Stop and release the encoder."""
         self.stop()
-        if self._proc is not None:
-            if self._proc.stdin is not None:
-                try:
-                    self._proc.stdin.close()
-                except OSError:
-                    pass
-            ffmpeg_tool.stop_process(self._proc, timeout=2)
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()  # the warm encoder's: never read
-            self._proc = None
+        self._release_encoder()
+        self._picture = None
+
+    def _release_encoder(self) -> None:
+        """Stop the encoder process (if any) and close its pipes."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        ffmpeg_tool.stop_process(proc, timeout=2)
+        if proc.stdout is not None:
+            proc.stdout.close()  # a warm encoder's stdout was never read

@@ -25,6 +25,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line on stderr (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
+        if message.endswith("required: file"):
+            # `vigbox import -clip.mp4` reads the name as an option.
+            message += "; a file whose name starts with '-' is written ./-name.mp4"
         self.exit(2, f"vigbox: {message} (see `{self.prog} --help`)\n")
 
 
