@@ -176,6 +176,11 @@ class LiveAudioEncoder:
         """Stop the encoder and forget its output (safe to call twice)."""
         self._stop.set()
         if self._proc is not None:
+            if self._proc.stdin is not None and not self._proc.stdin.closed:
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass  # the encoder is gone already
             ffmpeg_tool.stop_process(self._proc, timeout=5)
         if self._pcm >= 0:
             os.close(self._pcm)
