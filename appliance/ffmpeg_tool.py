@@ -125,7 +125,7 @@ def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
     log.debug("running %s", " ".join(argv))
     guard = _orphan_guard() if tied_to_thread else ()
     own = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's: Linux nices threads
-    target = max(own, min(19, nice))
+    target = max(own, min(19, nice)) if nice else own
     prefix, niced = _priority_prefix(own, target)
     try:
         proc = subprocess.Popen([*guard, *prefix, *argv], stdin=stdin, stdout=stdout,
