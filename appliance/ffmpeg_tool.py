@@ -116,11 +116,11 @@ def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
           stdout: int | None = subprocess.PIPE, nice: int = 0,
           tied_to_thread: bool = False) -> subprocess.Popen[bytes]:
     """Start ffmpeg/ffprobe: argv list, its own session (a terminal's Ctrl-C or a signal
-    to our group never reaches it half-way; we stop it), at niceness `nice` (never
-    less nice than we are) for all its threads and its session's scheduling group; a
-    niced child also gets idle-class I/O. `tied_to_thread`: it dies if the calling
-    thread dies, for a caller that waits for it on this thread (a job's render), never
-    for a long-lived child started from a short-lived thread."""
+    to our group never reaches it half-way; we stop it), at niceness `nice` (0: ours;
+    never less nice than we are) for all its threads and its session's scheduling
+    group; a child niced above 0 also gets idle-class I/O. `tied_to_thread`: it dies
+    if the calling thread dies, for a caller that waits for it on this thread (a job's
+    render), never for a long-lived child started from a short-lived thread."""
     require(argv[0])
     log.debug("running %s", " ".join(argv))
     guard = _orphan_guard() if tied_to_thread else ()
