@@ -119,6 +119,22 @@ class EncodeConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The tablet UI (`vigbox web`)."""
+
+    host: str = _setting("0.0.0.0", "address to listen on (the box's own Wi-Fi)")
+    port: int = _setting(8080, "port to listen on", min=1, max=65535)
+    threads: int = _setting(16, "server threads (each video being watched holds one)",
+                            min=4, max=64)
+    idle_timeout_min: float = _setting(30.0, "a tablet left idle this long must log in again",
+                                       min=1, max=24 * 60)
+    max_upload_mb: int = _setting(4096, "largest video a tablet may upload", min=1,
+                                  max=64 * 1024)
+    tls_cert: str = _setting("", "certificate for --tls; empty = one made on the box")
+    tls_key: str = _setting("", "its private key; empty = one made on the box")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole appliance configuration."""
 
@@ -131,6 +147,7 @@ class Config:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def data_path(self) -> Path:

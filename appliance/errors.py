@@ -103,3 +103,19 @@ class EncodeError(ApplianceError):
 
 class SyncError(ApplianceError):
     """Base for the sync agent that sends clips to the office."""
+
+
+class WebError(ApplianceError):
+    """Base for the tablet UI: accounts, sessions and requests."""
+
+
+class AuthError(WebError, PermissionError):
+    """A login failed, or a request needs a login (or an administrator) it does not have."""
+
+
+class LockedOutError(AuthError):
+    """Too many failed logins: the account or the client must wait."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

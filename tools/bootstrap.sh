@@ -15,6 +15,11 @@ fi
 if [ "$purpose" = test ]; then
   # A real-time virtual microphone (PulseAudio null sink) reached through ALSA's pulse plugin.
   pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
+  # The tablet UI in both browser engines tablets use: Chromium (driven by Playwright) and
+  # WebKit, Safari's engine (WebKitGTK's WebDriver under a virtual X screen, with the
+  # GStreamer plugins that play H.264/AAC MP4).
+  pkgs+=(chromium webkit2gtk-driver xvfb xauth gstreamer1.0-libav gstreamer1.0-plugins-good
+         gstreamer1.0-plugins-bad)
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()

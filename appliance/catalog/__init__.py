@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from appliance.catalog.accounts import Accounts, User
 from appliance.catalog.assets import Assets, AssetsTable, AssetStatus
 from appliance.catalog.audit import AuditEntry, AuditLog
 from appliance.catalog.cases import (
@@ -33,10 +34,12 @@ from appliance.catalog.recordings import (
     new_recording_id,
 )
 from appliance.catalog.schema import MIGRATIONS
+from appliance.catalog.tags import Tag, Tags
 from appliance.fsutil import release_ballast
 from appliance.layout import Layout
 
 __all__ = [
+    "Accounts", "Tag", "Tags", "User",
     "Assets", "AssetsTable", "AssetStatus", "AuditEntry", "AuditLog", "CONSENT_SCOPES", "Case",
     "Cases", "Catalog", "Clip", "Consent", "Film", "INTERRUPTED", "Job", "JobKind", "JobQueue",
     "JobStatus", "Layout", "Media", "MediaStatus", "Moment", "MomentSource", "Moments",
@@ -59,6 +62,8 @@ class Catalog:
         self.jobs = JobQueue(self.db, self.audit)
         self.media = Media(self.db, self.jobs, self.layout)
         self.assets = AssetsTable(self.db, self.jobs, self.layout)
+        self.accounts = Accounts(self.db, self.audit)
+        self.tags = Tags(self.db, self.audit)
 
     @property
     def schema_version(self) -> int:

@@ -123,6 +123,18 @@ class Recordings:
                                       detail={"problems": list(fields.get("problems", []))})
         return self.get(rec_id)
 
+    def set_case(self, rec_id: str, case: str | None, *, actor: str) -> Recording:
+        """File a recording under a case (or under none), audited."""
+        with self._db.transaction() as db:
+            old = db.execute("SELECT case_code FROM recordings WHERE id=?", (rec_id,)).fetchone()
+            if old is None:
+                raise NotFoundError(f"no recording {rec_id!r}")
+            db.execute("UPDATE recordings SET case_code=?, updated_at=? WHERE id=?",
+                       (case, utc_now(), rec_id))
+            self._audit.append_in(db, "recording.case", rec_id, actor=actor,
+                                  detail={"from": old["case_code"], "to": case})
+        return self.get(rec_id)
+
     def _set(self, db: sqlite3.Connection, rec_id: str, fields: dict[str, Any]) -> None:
         if not fields:
             return

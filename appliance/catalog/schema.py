@@ -174,3 +174,37 @@ def _audit_chain_and_leases(db: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(_audit_chain_and_leases)
+
+MIGRATIONS.append(
+    # 4: accounts for the tablet UI, failed-login throttling, the tag scheme, and moments
+    # with an out point (a span marked in review) and an editable tag and note.
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        pw_hash TEXT NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        -- Bumped on every passphrase change: sessions signed before it end.
+        generation INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- Failed logins per account ('user:NAME') and per client ('client:ADDRESS').
+    CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        locked_until REAL NOT NULL DEFAULT 0,
+        last_at REAL NOT NULL
+    );
+    CREATE TABLE tags (
+        id INTEGER PRIMARY KEY,
+        label TEXT NOT NULL UNIQUE,
+        position INTEGER NOT NULL,
+        retired INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO tags (label, position) VALUES
+        ('Being attentive', 1), ('Encouraging initiatives', 2), ('Receiving initiatives', 3),
+        ('Developing attuned interactions', 4), ('Guiding', 5), ('Deepening discussion', 6);
+    ALTER TABLE moments ADD COLUMN end_s REAL;
+    ALTER TABLE moments ADD COLUMN updated_at TEXT;
+    """
+)

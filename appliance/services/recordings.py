@@ -9,9 +9,9 @@ import time
 from appliance.capture.devices import make_camera, make_microphone, new_marker
 from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.session import Session
-from appliance.catalog import Moment, Recording
+from appliance.catalog import Consent, Moment, Recording
 from appliance.config import Config
-from appliance.errors import ApplianceError, InputError
+from appliance.errors import ApplianceError, ConsentError, InputError
 from appliance.services.app import App
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,17 @@ def moments_of(app: App, rec_id: str) -> list[Moment]:
     """The marked moments of a recording, in time order."""
     app.catalog.recordings.get(rec_id)
     return app.catalog.moments.list(rec_id)
+
+
+def assign_case(app: App, rec_id: str, case: str | None, *, actor: str) -> Recording:
+    """Give a recording made without a case its case later (or correct it): the case must
+    exist and have consent to filming on record."""
+    app.catalog.recordings.get(rec_id)
+    if case is not None:
+        if not app.catalog.cases.get(case).allows(Consent.FILMING):
+            raise ConsentError(f"case {case} has no consent to filming on record; record the "
+                               "family's consent first")
+    return app.catalog.recordings.set_case(rec_id, case, actor=actor)
 
 
 def recover(app: App) -> list[RecoveryOutcome]:

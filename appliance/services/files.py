@@ -1,0 +1,75 @@
+"""Media files as the UI reaches them: which file an id names, its type, and the audit
+of each viewing. No path from a request ever becomes a file path here: only ids, checked,
+looked up in the catalog, and the answer must lie inside the data dir."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from appliance.catalog import Clip, Film, MediaStatus, Still
+from appliance.errors import NotFoundError
+from appliance.layout import SAFE_ID
+from appliance.services.app import App
+
+
+class FileKind(enum.StrEnum):
+    """What a media URL may name."""
+
+    RECORDING = "recording"
+    CLIP = "clip"
+    STILL = "still"
+    FILM = "film"
+    POSTER = "poster"
+    SPRITE = "sprite"
+    THUMBS = "thumbs"       # the sprite's WebVTT index
+    WAVEFORM = "waveform"
+
+
+VIEWED = {FileKind.RECORDING, FileKind.CLIP, FileKind.STILL, FileKind.FILM}
+TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+         ".png": "image/png", ".vtt": "text/vtt", ".json": "application/json"}
+
+
+def media_file(app: App, kind: str, item_id: str) -> tuple[Path, str]:
+    """The file and MIME type of a media item; NotFoundError if it is not there (yet)."""
+    try:
+        kind = FileKind(kind)
+    except ValueError:
+        raise NotFoundError(f"no such kind of file {kind!r}") from None
+    path = _lookup(app, FileKind(kind), item_id)
+    if path is None or not path.is_file():
+        raise NotFoundError(f"the {kind} {item_id} has no file yet")
+    root = app.layout.root.resolve()
+    real = path.resolve()
+    if not real.is_relative_to(root):
+        raise NotFoundError(f"the {kind} {item_id} has no file in the data dir")
+    return real, TYPES.get(real.suffix.lower(), "application/octet-stream")
+
+
+def _lookup(app: App, kind: FileKind, item_id: str) -> Path | None:
+    if not SAFE_ID.fullmatch(item_id):
+        raise NotFoundError(f"no {kind} {item_id!r}")
+    catalog = app.catalog
+    if kind in (FileKind.RECORDING, FileKind.POSTER, FileKind.SPRITE, FileKind.THUMBS,
+                FileKind.WAVEFORM):
+        rec = catalog.recordings.get(item_id)
+        if kind is FileKind.RECORDING:
+            return rec.path if rec.playable else None
+        assets = catalog.assets.get(item_id)
+        return {FileKind.POSTER: assets.poster, FileKind.SPRITE: assets.sprite,
+                FileKind.THUMBS: assets.vtt, FileKind.WAVEFORM: assets.waveform}[kind]
+    item: Clip | Still | Film
+    if kind is FileKind.CLIP:
+        item = catalog.media.clip(item_id)
+    elif kind is FileKind.STILL:
+        item = catalog.media.still(item_id)
+    else:
+        item = catalog.media.film(item_id)
+    return item.path if item.status is MediaStatus.READY else None
+
+
+def note_view(app: App, kind: str, item_id: str, *, actor: str) -> None:
+    """Audit that an account watched a film, clip or still (assets are not views)."""
+    if kind in VIEWED:
+        app.catalog.audit.append(f"view.{kind}", item_id, actor=actor)

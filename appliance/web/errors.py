@@ -1,0 +1,84 @@
+"""Errors as the tablet sees them: JSON with a message under /api/ and /media/, a page
+elsewhere; the status code says whose fault it was. Nothing ever answers a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from appliance.errors import (
+    ApplianceError,
+    AuthError,
+    BusyError,
+    CatalogError,
+    ControlError,
+    InputError,
+    LockedOutError,
+    NotFoundError,
+)
+from appliance.web.security import CsrfError, current_user
+
+log = logging.getLogger(__name__)
+CONTROL_STATUS = {"busy": 409, "bad_request": 400, "not_running": 503, "failed": 500}
+
+
+def status_of(e: ApplianceError) -> int:
+    """The HTTP status of an appliance error."""
+    if isinstance(e, ControlError):
+        return CONTROL_STATUS.get(e.kind, 500)
+    if isinstance(e, LockedOutError):
+        return 429
+    if isinstance(e, CsrfError):
+        return 403
+    if isinstance(e, AuthError):
+        return 401 if current_user() is None else 403
+    if isinstance(e, NotFoundError):
+        return 404
+    if isinstance(e, InputError):
+        return 400
+    if isinstance(e, BusyError):
+        return 409
+    if isinstance(e, CatalogError):
+        return 503
+    return 500
+
+
+def _answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    if request.path.startswith(("/api/", "/media/")) or request.is_json:
+        response = jsonify(error=message, status=status)
+    else:
+        response = Response(render_template("error.html", status=status, message=message),
+                            mimetype="text/html")
+    response.status_code = status
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+def install(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(ApplianceError)
+    def appliance_error(e: ApplianceError) -> Response:
+        status = status_of(e)
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.path, e)
+        headers = {}
+        if isinstance(e, LockedOutError):
+            headers["Retry-After"] = str(max(1, round(e.retry_after_s)))
+        return _answer(status, str(e), headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Response:
+        status = e.code or 500
+        message = {404: "there is nothing here", 405: "this address does not take that method",
+                   413: "that file is larger than the box accepts (web.max_upload_mb)",
+                   }.get(status, e.description or e.name)
+        return _answer(status, message)
+
+    @app.errorhandler(Exception)
+    def unexpected(e: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.path)
+        return _answer(500, "the box could not do that (an internal error, logged)")

@@ -1,0 +1,30 @@
+"""Media files for the tablet: films, clips, stills and review assets, with byte ranges
+(Safari plays video only from a server that answers them) and an audited view."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, send_file
+
+from appliance.services import files
+from appliance.web.app import ctx
+from appliance.web.security import actor
+
+bp = Blueprint("media", __name__, url_prefix="/media")
+
+
+@bp.route("/<kind>/<item_id>")
+def media(kind: str, item_id: str) -> Response:
+    """One media file by kind (recording, clip, still, film, poster, sprite, thumbs,
+    waveform) and id; 206 for a range, 416 for a range outside the file."""
+    context = ctx()
+    path, mimetype = files.media_file(context.app, kind, item_id)
+    who = actor()
+    # One audit line per viewing, however many range requests the player makes.
+    if context.first_view(who, kind, item_id):
+        files.note_view(context.app, kind, item_id, actor=who)
+    response = send_file(path, mimetype=mimetype, conditional=True, etag=True,
+                         max_age=0, download_name=path.name)
+    # Inline, never as an attachment: the UI shows media, it does not hand files out.
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response

@@ -1,0 +1,135 @@
+"""The JSON API described as OpenAPI 3.0 at /api/openapi.json (a test checks that every
+/api/ route is described and that the fuzzer finds no 5xx)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+bp = Blueprint("openapi", __name__, url_prefix="/api")
+
+NUM = {"type": "number"}
+TEXT = {"type": "string", "maxLength": 2000}
+CODE = {"type": "string", "maxLength": 64}
+NULLABLE_CODE = {"type": "string", "maxLength": 64, "nullable": True}
+SCOPES = {"type": "array", "maxItems": 10,
+          "items": {"type": "string", "enum": ["filming", "supervision", "training"]}}
+OBJ = {"type": "object"}
+
+
+def _body(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props,
+                              "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+MOMENT = {"at_s": {"type": "number", "minimum": 0}, "end_s": {"type": "number", "nullable": True},
+          "tag": {"type": "string", "maxLength": 60, "nullable": True},
+          "note": {"type": "string", "maxLength": 2000, "nullable": True}}
+
+# (method, path, summary, request body or None)
+ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("get", "/api/status", "What the box is doing, free minutes, cases that may be filmed", None),
+    ("post", "/api/record/start", "Start recording (for a case)", _body({"case": NULLABLE_CODE})),
+    ("post", "/api/record/stop", "Stop recording; answers once the film is saved", _body({})),
+    ("post", "/api/record/mark", "Mark this moment of the running recording", _body({})),
+    ("post", "/api/record/case", "The case the next recording is filed under",
+     _body({"case": NULLABLE_CODE})),
+    ("get", "/api/live.jpg", "The camera's latest low-resolution picture (image/jpeg)", None),
+    ("get", "/api/recordings", "Every recording, newest first, with media_url", None),
+    ("get", "/api/recordings/{rec_id}", "One recording with assets, moments, clips, stills",
+     None),
+    ("post", "/api/recordings/{rec_id}/case", "File a recording under a case",
+     _body({"case": NULLABLE_CODE})),
+    ("get", "/api/recordings/{rec_id}/moments", "The moments of a recording", None),
+    ("post", "/api/recordings/{rec_id}/moments", "Mark a moment or a span, tagged and noted",
+     _body(MOMENT, ["at_s"])),
+    ("patch", "/api/recordings/{rec_id}/moments/{moment_id}", "Change a moment", _body(MOMENT)),
+    ("delete", "/api/recordings/{rec_id}/moments/{moment_id}", "Delete a moment", None),
+    ("post", "/api/recordings/{rec_id}/clips", "Queue a fast or exact clip",
+     _body({"start_s": NUM, "end_s": NUM, "exact": {"type": "boolean"},
+            "moment_id": {"type": "integer", "nullable": True},
+            "caption": {"type": "string", "maxLength": 200, "nullable": True}},
+           ["start_s", "end_s"])),
+    ("post", "/api/recordings/{rec_id}/stills", "Queue a still of the frame shown at at_s",
+     _body({"at_s": NUM}, ["at_s"])),
+    ("get", "/api/jobs", "Recent encoder jobs", None),
+    ("get", "/api/jobs/{job_id}", "One job's status and progress", None),
+    ("post", "/api/jobs/{job_id}/cancel", "Cancel a job", _body({})),
+    ("post", "/api/imports", "Upload a video (the file's bytes as the body)",
+     {"required": True, "content": {"application/octet-stream": {
+         "schema": {"type": "string", "format": "binary"}}}}),
+    ("get", "/api/cases", "Every case with its consent", None),
+    ("post", "/api/cases", "Register a case", _body({"code": CODE, "scopes": SCOPES,
+                                                     "date": {"type": "string",
+                                                              "format": "date",
+                                                              "nullable": True}},
+                                                    ["code"])),
+    ("post", "/api/cases/{code}/consent", "Record consent given or withdrawn",
+     _body({"give": SCOPES, "withdraw": SCOPES,
+            "date": {"type": "string", "format": "date", "nullable": True}})),
+    ("get", "/api/tags", "The tag scheme", None),
+    ("post", "/api/tags", "Add a tag (administrators)",
+     _body({"label": {"type": "string", "maxLength": 60}}, ["label"])),
+    ("patch", "/api/tags/{tag_id}", "Rename or retire a tag (administrators)",
+     _body({"label": {"type": "string", "maxLength": 60}, "retired": {"type": "boolean"}})),
+    ("get", "/api/users", "Every account (administrators)", None),
+    ("post", "/api/users", "Add an account (administrators)",
+     _body({"name": CODE, "password": {"type": "string", "maxLength": 1024},
+            "admin": {"type": "boolean"}}, ["name", "password"])),
+    ("delete", "/api/users/{name}", "Remove an account (administrators)", None),
+    ("get", "/api/openapi.json", "This document", None),
+]
+INT_PARAMS = {"moment_id", "job_id", "tag_id"}
+
+
+def _operation(method: str, path: str, summary: str,
+               request_body: dict[str, Any] | None) -> dict[str, Any]:
+    params = [{"name": p, "in": "path", "required": True,
+               "schema": {"type": "integer"} if p in INT_PARAMS else {"type": "string"}}
+              for p in (seg[1:-1] for seg in path.split("/") if seg.startswith("{"))]
+    responses: dict[str, Any] = {
+        "200": {"description": "done", "content": {"application/json": {"schema": OBJ}}},
+        "400": {"description": "the request was wrong; `error` says how"},
+        "401": {"description": "log in first"},
+        "403": {"description": "missing CSRF token, or administrators only"},
+        "404": {"description": "no such item"},
+        "409": {"description": "conflicts with what the box is doing"},
+    }
+    if method == "post":
+        responses["201"] = {"description": "made"}
+        responses["202"] = {"description": "queued: poll the job"}
+        responses["413"] = {"description": "too large"}
+    if path in ("/api/record/start", "/api/record/stop", "/api/record/mark",
+                "/api/record/case", "/api/live.jpg", "/api/status"):
+        responses["503"] = {"description": "the recorder is not running"}
+        responses["500"] = {"description": "the recorder tried and failed"}
+    op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": responses}
+    if request_body is not None:
+        op["requestBody"] = request_body
+    return op
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, request_body in ROUTES:
+        paths.setdefault(path, {})[method] = _operation(method, path, summary, request_body)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "vigbox tablet API", "version": "1",
+                 "description": "Every call needs a logged-in session (cookie from /login); "
+                                "every POST, PATCH and DELETE needs the session's CSRF token "
+                                "in the X-CSRF-Token header. Errors are JSON: "
+                                '{"error": "what was wrong", "status": N}.'},
+        "paths": paths,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The API's OpenAPI document."""
+    return jsonify(document())

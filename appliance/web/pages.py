@@ -1,0 +1,52 @@
+"""The tablet's pages: Home, Cases, Review, Import, Accounts. Each page is a light HTML
+shell; the data comes from the JSON API, drawn by the page's own script."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from appliance.services import home
+from appliance.services import recordings as rec_service
+from appliance.web import present
+from appliance.web.app import ctx
+from appliance.web.security import actor, admin_only
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/", endpoint="home")
+def home_page() -> str:
+    """Home: record / stop / mark, live view, the case being filmed, recent recordings."""
+    app = ctx().app
+    return render_template("home.html", page="home",
+                           cases=[c.code for c in home.filmable_cases(app)])
+
+
+@bp.get("/cases")
+def cases() -> str:
+    """Cases: codes, consent scopes and dates; add a case; record consent changes."""
+    return render_template("cases.html", page="cases")
+
+
+@bp.get("/review/<rec_id>")
+def review(rec_id: str) -> str:
+    """Review: the film frame by frame, moments, clips and stills."""
+    context = ctx()
+    rec = rec_service.get_recording(context.app, rec_id)
+    context.app.catalog.audit.append("view.review", rec_id, actor=actor())
+    return render_template("review.html", page="review", rec=present.recording(rec),
+                           cases=[c.code for c in home.filmable_cases(context.app)])
+
+
+@bp.get("/import")
+def import_page() -> str:
+    """Import: upload a video filmed elsewhere."""
+    return render_template("import.html", page="import",
+                           cases=[c.code for c in home.filmable_cases(ctx().app)])
+
+
+@bp.get("/accounts")
+@admin_only
+def accounts() -> str:
+    """Accounts and the tag scheme (administrators)."""
+    return render_template("accounts.html", page="accounts")

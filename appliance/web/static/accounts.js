@@ -1,0 +1,51 @@
+// Accounts and the tag scheme (administrators).
+"use strict";
+(function () {
+  const {api, say, el} = window.vig;
+
+  async function load() {
+    try {
+      const users = await api("GET", "/api/users");
+      const ul = document.getElementById("users");
+      ul.replaceChildren();
+      for (const u of users) {
+        ul.append(el("li", {}, [el("strong", {text: u.name}), el("span", {class: "muted", text: u.admin ? "administrator" : "guider"}),
+          el("button", {type: "button", class: "quiet", text: "Remove", onclick: () => remove(u.name)})]));
+      }
+      const tags = await api("GET", "/api/tags");
+      const tl = document.getElementById("tags");
+      tl.replaceChildren();
+      for (const t of tags) {
+        tl.append(el("li", {class: t.retired ? "retired" : ""}, [el("span", {class: "tag", text: t.label}),
+          t.retired ? el("span", {class: "muted", text: "retired"}) :
+          el("button", {type: "button", class: "quiet", text: "Retire", onclick: () => retire(t.id)})]));
+      }
+    } catch (e) { say(e.message, "error"); }
+  }
+
+  async function remove(name) {
+    if (!window.confirm("Remove the account " + name + "?")) return;
+    try { await api("DELETE", "/api/users/" + encodeURIComponent(name)); load(); }
+    catch (e) { say(e.message, "error"); }
+  }
+
+  async function retire(id) {
+    try { await api("PATCH", "/api/tags/" + id, {retired: true}); load(); }
+    catch (e) { say(e.message, "error"); }
+  }
+
+  document.getElementById("add-user").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = e.target;
+    try {
+      await api("POST", "/api/users", {name: f.name.value.trim().toLowerCase(), password: f.password.value, admin: f.admin.checked});
+      f.reset(); say("Account added."); load();
+    } catch (err) { say(err.message, "error"); }
+  });
+  document.getElementById("add-tag").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try { await api("POST", "/api/tags", {label: e.target.label.value}); e.target.reset(); load(); }
+    catch (err) { say(err.message, "error"); }
+  });
+  load();
+})();

@@ -1,0 +1,137 @@
+// Home: record / stop / mark, the live view, the case being filmed, recent recordings.
+"use strict";
+(function () {
+  const {api, say, clock, el} = window.vig;
+  const $ = (id) => document.getElementById(id);
+  const STATES = {
+    ready: ["Ready", "Press Record (or the box's button) to start filming."],
+    recording: ["Recording", "Mark good moments as they happen."],
+    finalizing: ["Saving the film", "Wait: do not unplug the box."],
+    starting: ["Starting", "The box is finishing an earlier recording."],
+    error: ["Something failed", ""],
+    offline: ["The recorder is not running", ""],
+    shutting_down: ["Shutting down", "Unplug once the Pi's green light has stopped."],
+  };
+  let state = null;
+  let busy = false;
+
+  function show(status) {
+    state = status.state;
+    const [title, detail] = STATES[state] || [state, ""];
+    $("state").textContent = title;
+    $("state-detail").textContent = detail;
+    $("light").className = "light light-" + (status.light || state);
+    const problem = status.last_error || "";
+    $("problem").hidden = !problem || state === "recording";
+    $("problem").textContent = problem;
+    const rec = status.recording;
+    const recording = state === "recording";
+    const button = $("record");
+    button.disabled = busy || !(state === "ready" || recording || state === "error");
+    button.classList.toggle("stop", recording);
+    $("record-label").textContent = recording ? "Stop" : "Record";
+    $("mark").hidden = !recording;
+    const elapsed = rec ? rec.elapsed_s : 0;
+    $("elapsed").textContent = clock(elapsed);
+    $("remaining").textContent = clock((status.max_seconds || 600) - elapsed);
+    $("free").textContent = Math.floor(status.free_minutes);
+    $("case").disabled = recording;
+    if (status.case !== undefined && document.activeElement !== $("case")) {
+      $("case").value = status.case || "";
+    }
+  }
+
+  async function poll() {
+    try {
+      show(await api("GET", "/api/status", undefined, {poll: true}));
+    } catch (e) {
+      show({state: "error", last_error: e.message});
+    }
+  }
+
+  async function recordings() {
+    try {
+      const list = await api("GET", "/api/recordings", undefined, {poll: true});
+      const ul = $("recordings");
+      ul.replaceChildren();
+      for (const r of list.slice(0, 8)) {
+        const when = r.started_at.slice(0, 16).replace("T", " ");
+        const len = r.duration_s ? clock(r.duration_s) : "";
+        const label = [when, r.case || "no case", len].filter(Boolean).join(" · ");
+        ul.append(el("li", {}, [
+          r.media_url ? el("a", {href: r.review_url, class: "rec-link", text: label})
+                      : el("span", {text: label}),
+          el("span", {class: "status status-" + r.status, text: r.status}),
+        ]));
+      }
+      if (!list.length) ul.append(el("li", {class: "muted", text: "Nothing recorded yet."}));
+    } catch (e) { /* the status line already says what is wrong */ }
+  }
+
+  async function press() {
+    busy = true;
+    $("record").disabled = true;
+    try {
+      if (state === "recording") {
+        say("Saving the film…");
+        await api("POST", "/api/record/stop", {});
+        say("Saved.");
+        recordings();
+      } else {
+        await api("POST", "/api/record/start", {case: $("case").value || null});
+        say("Recording.");
+      }
+    } catch (e) {
+      say(e.message, "error");
+    } finally {
+      busy = false;
+      poll();
+    }
+  }
+
+  async function mark() {
+    try {
+      const r = await api("POST", "/api/record/mark", {});
+      say("Moment marked at " + clock(r.moment.at_s) + ".");
+    } catch (e) { say(e.message, "error"); }
+  }
+
+  async function chooseCase() {
+    try {
+      await api("POST", "/api/record/case", {case: $("case").value || null});
+    } catch (e) { say(e.message, "error"); }
+  }
+
+  // The live view: one picture at a time, the next asked for when this one has arrived.
+  const img = $("live");
+  let lastUrl = null;
+  let failures = 0;
+  async function nextFrame() {
+    if (document.hidden) { setTimeout(nextFrame, 1000); return; }
+    try {
+      const r = await fetch("/api/live.jpg", {cache: "no-store", headers: {"X-Vigbox-Poll": "1"}});
+      if (!r.ok) throw new Error((await r.json()).error || "no picture");
+      const url = URL.createObjectURL(await r.blob());
+      img.src = url;
+      if (lastUrl) URL.revokeObjectURL(lastUrl);
+      lastUrl = url;
+      $("live-note").hidden = true;
+      failures = 0;
+      setTimeout(nextFrame, 200);
+    } catch (e) {
+      failures += 1;
+      $("live-note").hidden = false;
+      $("live-note").textContent = "No live picture: " + e.message;
+      setTimeout(nextFrame, Math.min(5000, 500 * failures));
+    }
+  }
+
+  $("record").addEventListener("click", press);
+  $("mark").addEventListener("click", mark);
+  $("case").addEventListener("change", chooseCase);
+  poll();
+  recordings();
+  setInterval(poll, 1000);
+  setInterval(recordings, 10000);
+  nextFrame();
+})();
