@@ -157,12 +157,16 @@ class Accounts:
                     self._fail_in(db, key, now)
                 self._audit.append_in(db, "login.failed", None, actor="web",
                                       detail={"client": client[:64]})
-                raise AuthError("wrong account name or passphrase")
-            db.executemany("DELETE FROM login_failures WHERE key=?", [(k,) for k in keys])
-            self._audit.append_in(db, "login", name, actor=name, detail={"client": client[:64]})
+            else:
+                db.executemany("DELETE FROM login_failures WHERE key=?", [(k,) for k in keys])
+                self._audit.append_in(db, "login", name, actor=name,
+                                      detail={"client": client[:64]})
+        # Raised after the commit: the failure must count.
+        if row is None or not ok:
+            raise AuthError("wrong account name or passphrase")
         return _user(row)
 
-    def _check_locks(self, keys: "builtins.list[str]", now: float) -> None:
+    def _check_locks(self, keys: builtins.list[str], now: float) -> None:
         with self._db.read() as db:
             rows = db.execute(f"SELECT * FROM login_failures WHERE key IN "
                               f"({','.join('?' * len(keys))})", keys).fetchall()

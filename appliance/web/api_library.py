@@ -65,7 +65,7 @@ def add_moment(rec_id: str) -> Response:
     return jsonify(moment.to_json()), 201  # type: ignore[return-value]
 
 
-@bp.patch("/recordings/<rec_id>/moments/<int:moment_id>")
+@bp.patch("/recordings/<rec_id>/moments/<int(max=9007199254740991):moment_id>")
 def edit_moment(rec_id: str, moment_id: int) -> Response:
     """Change a moment's in/out points, tag or note."""
     data = body.json_body(allowed={"at_s", "end_s", "tag", "note"})
@@ -80,7 +80,7 @@ def edit_moment(rec_id: str, moment_id: int) -> Response:
     return jsonify(moment.to_json())
 
 
-@bp.delete("/recordings/<rec_id>/moments/<int:moment_id>")
+@bp.delete("/recordings/<rec_id>/moments/<int(max=9007199254740991):moment_id>")
 def remove_moment(rec_id: str, moment_id: int) -> Response:
     """Delete a moment."""
     moment_service.remove_moment(ctx().app, rec_id, moment_id, actor=actor())
@@ -134,7 +134,7 @@ def add_tag() -> Response:
     return jsonify(tag.to_json()), 201  # type: ignore[return-value]
 
 
-@bp.patch("/tags/<int:tag_id>")
+@bp.patch("/tags/<int(max=9007199254740991):tag_id>")
 @admin_only
 def change_tag(tag_id: int) -> Response:
     """Rename a tag, or retire it (moments keep it) (administrators)."""

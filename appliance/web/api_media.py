@@ -49,13 +49,13 @@ def jobs() -> ResponseReturnValue:
     return jsonify([present.job(j) for j in media_service.list_jobs(ctx().app)[:100]])
 
 
-@bp.get("/jobs/<int:job_id>")
+@bp.get("/jobs/<int(max=9007199254740991):job_id>")
 def job(job_id: int) -> ResponseReturnValue:
     """One job: status and progress (0-100)."""
     return jsonify(present.job(ctx().app.catalog.jobs.get(job_id)))
 
 
-@bp.post("/jobs/<int:job_id>/cancel")
+@bp.post("/jobs/<int(max=9007199254740991):job_id>/cancel")
 def cancel(job_id: int) -> ResponseReturnValue:
     """Cancel a queued or running job."""
     body.json_body(allowed=set())
@@ -69,10 +69,8 @@ def upload() -> ResponseReturnValue:
     app = ctx().app
     case = request.args.get("case") or None
     name = os.path.basename(request.headers.get("X-Filename", "upload.mp4"))[:120]
-    if request.content_length is None:
-        raise InputError("send the file as the request body, with its length")
-    if request.content_length == 0:
-        raise InputError("the uploaded file is empty")
+    if not request.content_length:
+        raise InputError("the uploaded file is empty (or was sent without its length)")
     staging = app.layout.root / "uploads"
     staging.mkdir(exist_ok=True)
     suffix = os.path.splitext(name)[1].lower()[:8] if "." in name else ""

@@ -64,7 +64,9 @@ def install(app: Flask) -> None:
     def appliance_error(e: ApplianceError) -> Response:
         status = status_of(e)
         if status >= 500:
-            log.error("%s %s: %s", request.method, request.path, e)
+            # The recorder being down is the box's state, not a fault of this request.
+            level = logging.WARNING if status == 503 else logging.ERROR
+            log.log(level, "%s %s: %s", request.method, request.path, e)
         headers = {}
         if isinstance(e, LockedOutError):
             headers["Retry-After"] = str(max(1, round(e.retry_after_s)))
