@@ -2,12 +2,16 @@
 
 Only MP4/MOV and Matroska/WebM films are accepted, recognised by their first bytes
 before ffmpeg reads them (`appliance.media_sniff`); a still, a sound file, a playlist
-or a film over an hour is refused clearly. H.264 in MP4/MOV with AAC or no sound is
-remuxed (fast, lossless); anything else, or a film that does not decode cleanly, is
-transcoded to H.264 + AAC at a constant frame rate so the encoder can cut it
-frame-exactly. Every pass decodes the whole film, so damage is seen, not imported
-silently. Work happens in a hidden, locked staging folder that becomes a recording
-in one rename; the lock is held until the catalog lists it, so recovery leaves it be.
+or a film over an hour is refused clearly. H.264 in MP4/MOV with AAC or no sound, at a
+constant frame rate, is remuxed (fast, lossless); anything else (a phone's variable
+frame rate included: `appliance.media_cfr`), or a film that does not decode cleanly,
+is transcoded to H.264 + AAC at a constant frame rate, so frame n is at n/fps for the
+browser's frame steps and the encoder's frame-exact cuts. A portrait film keeps its
+rotation when remuxed (players turn it) and is turned upright when transcoded; either
+way the catalog has its size as shown. Every pass decodes the whole film, so damage is
+seen, not imported silently. Work happens in a hidden, locked staging folder that
+becomes a recording in one rename; the lock is held until the catalog lists it, so
+recovery leaves it be.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from appliance.catalog import (
 from appliance.errors import ApplianceError, BusyError, ConsentError, InputError, MediaError
 from appliance.fsutil import free_bytes, fsync_dir, lock_directory, publish
 from appliance.layout import FILM_NAME, LOCK_NAME
+from appliance.media_cfr import FrameTiming, constant_rate, frame_timing, snap_rate
 from appliance.media_sniff import (
     MOV,
     SOUND,
@@ -46,7 +51,7 @@ from appliance.media_sniff import (
     sniff_container,
     transcode_argv,
 )
-from appliance.probe import frame_rate, probe, raw_probe
+from appliance.probe import frame_rate, packet_times, probe, raw_probe
 
 log = logging.getLogger(__name__)
 MP4 = FILM_NAME
@@ -78,12 +83,21 @@ class SourceInfo:
     pix_fmt: str
     audio_codec: str | None
     demuxer: str
+    timing: FrameTiming
 
     @property
     def copyable(self) -> bool:
-        """True if a remux gives a file every browser plays."""
+        """True if a remux gives a file every browser plays, at a constant frame rate."""
         return (self.video_codec == "h264" and self.pix_fmt in ("yuv420p", "yuvj420p")
-                and self.audio_codec in (None, "aac") and self.demuxer == MOV)
+                and self.audio_codec in (None, "aac") and self.demuxer == MOV
+                and not self.timing.variable)
+
+    @property
+    def constant_fps(self) -> int:
+        """The constant frame rate a transcode gives the film."""
+        if self.timing.variable:
+            return constant_rate(self.timing, float(self.fps), MAX_FPS)
+        return snap_rate(float(self.fps))
 
 
 def inspect(path: Path) -> SourceInfo:
@@ -120,7 +134,19 @@ def inspect(path: Path) -> SourceInfo:
     return SourceInfo(width=int(video.get("width") or 0), height=int(video.get("height") or 0),
                       fps=fps, duration_s=duration, video_codec=str(video.get("codec_name")),
                       pix_fmt=str(video.get("pix_fmt")), demuxer=demuxer,
-                      audio_codec=str(audio.get("codec_name")) if audio else None)
+                      audio_codec=str(audio.get("codec_name")) if audio else None,
+                      timing=_timing(path, demuxer, duration))
+
+
+def _timing(path: Path, demuxer: str, duration_s: float) -> FrameTiming:
+    """How evenly the film's frames are spaced (reads its packets, decodes nothing)."""
+    try:
+        times = packet_times(path, timeout=120 + duration_s, quiet=True,
+                             extra_args=demuxer_argv(demuxer), nice=IMPORT_NICE)
+    except MediaError:
+        raise InputError(f"{path.name} is damaged (ffmpeg cannot read its frames); copy "
+                         "it from the device again") from None
+    return frame_timing(times.pts_s, times.untimed)
 
 
 def _sniff(path: Path) -> str:
@@ -278,7 +304,11 @@ def _make_film(src: Path, staging: Path, info: SourceInfo) -> tuple[dict[str, An
     publish(tmp, staging / MP4)
     facts = _film_facts(staging / MP4)
     problems = _damage(src.name, info.duration_s, facts["duration_s"], errors)
-    if transcode:
+    if transcode and info.timing.variable and not errors:  # else damage spoilt the times
+        problems.append(f"imported from {info.video_codec}: transcoded to a constant "
+                        f"{info.constant_fps} fps (its frame rate varied: "
+                        f"{info.timing.describe()})")
+    elif transcode:
         problems.append(f"imported from {info.video_codec}: transcoded")
     return facts, problems
 
@@ -286,12 +316,13 @@ def _make_film(src: Path, staging: Path, info: SourceInfo) -> tuple[dict[str, An
 def _convert(src: Path, tmp: Path, info: SourceInfo, *, transcode: bool) -> list[str]:
     """Remux or transcode `src` into `tmp`; the errors ffmpeg reported while decoding."""
     if transcode:
-        argv = transcode_argv(src, tmp, round(float(info.fps)), info.demuxer)
+        argv = transcode_argv(src, tmp, info.constant_fps, info.demuxer)
     else:
         argv = remux_argv(src, tmp, info.demuxer)
     timeout = import_timeout_s(info.duration_s, info.width, info.height, float(info.fps),
                                transcode=transcode)
-    log.info("importing %s (%s)", src.name, "transcoding" if transcode else "remuxing")
+    log.info("importing %s (%s)", src.name,
+             f"transcoding to {info.constant_fps} fps" if transcode else "remuxing")
     return ffmpeg_tool.run_reporting(argv, timeout=timeout, what=f"importing {src.name}",
                                      nice=IMPORT_NICE)
 

@@ -93,13 +93,16 @@ def remux_argv(src: Path, out: Path, demuxer: str = MOV) -> list[str]:
 def transcode_argv(src: Path, out: Path, fps: int, demuxer: str = MOV) -> list[str]:
     """ffmpeg argv: H.264 (yuv420p, constant `fps`, keyframe a second) + AAC, faststart.
 
-    ffmpeg turns a rotated (portrait phone) film upright while decoding and writes
-    no rotation, so the result is upright in every player.
+    The fps filter gives every frame its time on the constant grid, repeating a frame
+    where the source paused (a variable-rate phone film) and dropping where it ran
+    faster, so picture and sound stay together; it starts the grid at 0, so frame n is
+    shown at n/fps. ffmpeg turns a rotated (portrait phone) film upright while decoding
+    and writes no rotation, so the result is upright in every player.
     """
     stream = _input(src, demuxer)
     # libx264 cannot encode 4:2:0 at odd sizes (cropped phone clips): round down to even.
-    video = stream["v:0"].filter("fps", fps=fps).filter("scale", "trunc(iw/2)*2",
-                                                        "trunc(ih/2)*2")
+    video = (stream["v:0"].filter("fps", fps=fps, start_time=0)
+             .filter("scale", "trunc(iw/2)*2", "trunc(ih/2)*2"))
     return (ffmpeg.output(video, stream["a:0?"], str(out), vcodec="libx264", preset="veryfast",
                           crf=20, pix_fmt="yuv420p", g=fps, acodec="aac", **{"b:a": "128k"},
                           ac=1, movflags="+faststart", format="mp4")

@@ -2,7 +2,8 @@
 
 Results are cached by (path, size, mtime, inode): a clip asks about its source
 several times while being checked, queued and rendered, and the file only
-changes when it is replaced (which changes the key).
+changes when it is replaced (which changes the key). `packet_times` lists when each
+video frame is shown (the container's timestamps, nothing decoded).
 """
 
 from __future__ import annotations
@@ -139,6 +140,50 @@ def _video(s: dict[str, Any], *, attached: bool = False) -> VideoStream:
         start_s=_number(s.get("start_time")) or 0.0, duration_s=_number(s.get("duration")) or 0,
         rotation=_rotation(s), packets=int(packets) if packets is not None else None,
         attached_pic=attached)
+
+
+@dataclass(frozen=True)
+class PacketTimes:
+    """When the video packets of a file are shown, from the container's timestamps."""
+
+    pts_s: tuple[float, ...]        # every timed packet, in presentation order
+    keyframes_s: tuple[float, ...]  # the keyframes among them
+    untimed: int                    # packets without a timestamp
+
+
+def packet_times_argv(path: Path, extra_args: tuple[str, ...] = ()) -> list[str]:
+    """ffprobe argv: the time and flags of every packet of the first video stream."""
+    return ["ffprobe", "-v", "error", *extra_args, "-select_streams", "v:0", "-show_entries",
+            "packet=pts_time,flags", "-of", "csv=p=0", str(Path(path).absolute())]
+
+
+def parse_packet_times(text: str) -> PacketTimes:
+    """PacketTimes from `packet_times_argv`'s output ("0.033367,K_" a line)."""
+    times: list[float] = []
+    keys: list[float] = []
+    untimed = 0
+    for line in text.splitlines():
+        pts, _, flags = line.strip().partition(",")
+        if not pts and not flags:
+            continue
+        try:
+            when = float(pts)
+        except ValueError:  # "N/A"
+            untimed += 1
+            continue
+        times.append(when)
+        if "K" in flags:
+            keys.append(when)
+    return PacketTimes(tuple(sorted(times)), tuple(sorted(keys)), untimed)
+
+
+def packet_times(path: Path, *, timeout: float = 120, quiet: bool = False,
+                 extra_args: tuple[str, ...] = (), nice: int = 0) -> PacketTimes:
+    """When each video frame of `path` is shown (reads every packet, decodes none)."""
+    out = ffmpeg_tool.run(packet_times_argv(path, extra_args), timeout=timeout,
+                          what=f"reading the frame times of {Path(path).name}", quiet=quiet,
+                          nice=nice)
+    return parse_packet_times(out)
 
 
 def frame_rate(stream: dict[str, Any]) -> Fraction:

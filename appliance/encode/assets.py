@@ -1,8 +1,13 @@
 """Review assets of a recording: a poster frame, a thumbnail sprite with its WebVTT index
 (for scrubbing on the tablet) and audio waveform peaks (JSON) for the timeline.
 
-Made for a Pi: the sprite decodes keyframes only (`-skip_frame nokey`, one a second)
-and the waveform decodes the audio alone at a low rate; no frame is decoded twice.
+Every cue of the WebVTT index has its tile, showing the frame on screen at the cue's
+start, whatever the film's keyframe interval (an import may have one keyframe in all,
+or one in 8 s). Made for a Pi: when keyframes come at least every second (the box's own
+films and its transcoded imports) the sprite decodes keyframes only
+(`-skip_frame nokey`), ten times faster than decoding every frame, which it does
+otherwise; only the picked frames are scaled. The waveform decodes the audio alone at a
+low rate; no frame is decoded twice.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from appliance.encode.progress import run_with_progress
 from appliance.encode.runner import run_job
 from appliance.errors import EncodeError, InputError
 from appliance.fsutil import atomic_write_bytes, publish
-from appliance.probe import probe
+from appliance.probe import PacketTimes, packet_times, probe
 
 log = logging.getLogger(__name__)
 THUMB_W, THUMB_H = 160, 90
@@ -32,6 +37,10 @@ MAX_THUMBS = 300
 POSTER_W = 640
 PEAKS_PER_S = 20
 WAVE_RATE = 8000
+# Keyframes this close together let the sprite decode keyframes only: a tile then shows
+# the last keyframe before its cue's start, at most this much early.
+DENSE_KEYFRAME_GAP_S = 1.0
+GAP_SLACK_S = 0.05  # timestamps' rounding
 
 
 def thumb_interval(duration_s: float) -> float:
@@ -46,15 +55,43 @@ def poster_argv(src: Path, out: Path, at_s: float) -> list[str]:
             .global_args(*GLOBAL).compile())
 
 
-def sprite_argv(src: Path, out: Path, interval_s: float, count: int) -> list[str]:
-    """ffmpeg argv: keyframes only, one per `interval_s`, tiled COLUMNS wide into a JPEG."""
+def sprite_argv(src: Path, out: Path, interval_s: float, count: int, *,
+                keyframes_only: bool = True) -> list[str]:
+    """ffmpeg argv: `count` tiles, COLUMNS wide, into one JPEG; tile i shows the frame on
+    screen at i × `interval_s` (with `keyframes_only`, the last keyframe by then: pass
+    False unless `keyframes_dense` says they come every second).
+
+    fps with round=up keeps for each tile the last frame at or before its time, and
+    start_time=0 fills the first tile even if the picture starts late. The last picture
+    stays on screen after its time: the first tpad holds it for one interval (a cue
+    starting at its end), the second repeats it for tiles past the picture's end (sound
+    longer than the picture), and trim stops at `count`: the tile filter never pads a
+    cue's tile with black. Tiles keep the picture's shape (a portrait film is
+    pillarboxed, not squeezed).
+    """
     rows = max(1, math.ceil(count / COLUMNS))
-    video = (ffmpeg.input(str(src), skip_frame="nokey").video
-             .filter("fps", fps=f"1/{interval_s:g}", round="down")
-             .filter("scale", THUMB_W, THUMB_H)
+    options = {"skip_frame": "nokey"} if keyframes_only else {}
+    video = (ffmpeg.input(str(src), **options).video
+             .filter("tpad", stop_mode="clone", stop_duration=f"{interval_s:g}")
+             .filter("fps", fps=f"1/{interval_s:g}", round="up", start_time=0)
+             .filter("tpad", stop_mode="clone", stop=count)
+             .filter("trim", end_frame=count)
+             .filter("scale", THUMB_W, THUMB_H, force_original_aspect_ratio="decrease")
+             .filter("pad", THUMB_W, THUMB_H, "(ow-iw)/2", "(oh-ih)/2")
+             .filter("setsar", 1)
              .filter("tile", f"{COLUMNS}x{rows}"))
     return (video.output(str(out), vframes=1, **{"q:v": 5}, format="image2", update=1)
             .global_args(*GLOBAL).compile())
+
+
+def keyframes_dense(times: PacketTimes) -> bool:
+    """True if a keyframe starts the picture and one follows at least every
+    DENSE_KEYFRAME_GAP_S to its last frame: decoding keyframes only is then enough."""
+    keys, frames = times.keyframes_s, times.pts_s
+    if not keys or not frames or keys[0] > frames[0] + GAP_SLACK_S:
+        return False
+    edges = (*keys, frames[-1])
+    return all(b - a <= DENSE_KEYFRAME_GAP_S + GAP_SLACK_S for a, b in zip(edges, edges[1:]))
 
 
 def waveform_argv(src: Path) -> list[str]:
@@ -120,7 +157,10 @@ class AssetMaker:
         self._image(poster_argv(rec.path, _tmp(files["poster"]), min(1.0, duration / 10)),
                     files["poster"], 0.0, job, cancel, "poster")
         self.catalog.jobs.progress(job.id, 0.1)
-        self._image(sprite_argv(rec.path, _tmp(files["sprite"]), interval, count),
+        dense = keyframes_dense(packet_times(rec.path, timeout=120 + duration,
+                                             nice=self.nice))
+        self._image(sprite_argv(rec.path, _tmp(files["sprite"]), interval, count,
+                                keyframes_only=dense),
                     files["sprite"], duration, job, cancel, "thumbnails", scale=(0.1, 0.8))
         atomic_write_bytes(files["vtt"], sprite_vtt(files["sprite"].name, duration, interval,
                                                     count).encode())
@@ -129,6 +169,7 @@ class AssetMaker:
             "peaks_per_s": PEAKS_PER_S, "duration_s": duration,
             "peaks": peaks(samples, WAVE_RATE)}).encode())
         result = {"recording_id": rec.id, "thumbnails": count, "interval_s": interval,
+                  "keyframes_only": dense,
                   **{k: str(v) for k, v in files.items()}}
         self.catalog.assets.finish(job.id, rec.id, files, result)
 
