@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 
 from appliance.services import home
 from appliance.web import body
-from appliance.web.app import ctx
+from appliance.web.context import ctx
 from appliance.web.security import actor
 
 bp = Blueprint("api_capture", __name__, url_prefix="/api")

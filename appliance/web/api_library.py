@@ -9,7 +9,7 @@ from appliance.services import media as media_service
 from appliance.services import moments as moment_service
 from appliance.services import recordings as rec_service
 from appliance.web import body, present
-from appliance.web.app import ctx
+from appliance.web.context import ctx
 from appliance.web.security import actor, admin_only
 
 bp = Blueprint("api_library", __name__, url_prefix="/api")

@@ -14,7 +14,7 @@ from appliance.services import accounts as account_service
 from appliance.services import imports as import_service
 from appliance.services import media as media_service
 from appliance.web import body, present
-from appliance.web.app import ctx
+from appliance.web.context import ctx
 from appliance.web.security import actor, admin_only
 
 bp = Blueprint("api_media", __name__, url_prefix="/api")

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 
 from appliance.errors import AuthError, InputError, LockedOutError
 from appliance.services import accounts
-from appliance.web.app import ctx
+from appliance.web.context import ctx
 from appliance.web.security import current_user, start_session
 
 bp = Blueprint("auth", __name__)

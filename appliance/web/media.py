@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, send_file
 
 from appliance.services import files
-from appliance.web.app import ctx
+from appliance.web.context import ctx
 from appliance.web.security import actor
 
 bp = Blueprint("media", __name__, url_prefix="/media")

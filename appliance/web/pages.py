@@ -8,7 +8,7 @@ from flask import Blueprint, render_template
 from appliance.services import home
 from appliance.services import recordings as rec_service
 from appliance.web import present
-from appliance.web.app import ctx
+from appliance.web.context import ctx
 from appliance.web.security import actor, admin_only
 
 bp = Blueprint("pages", __name__)
