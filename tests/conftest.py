@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from gpiozero import Factory
 
 from appliance.capture.gpio import make_pin_factory
 from appliance.capture.picture import SyntheticPicture
+from appliance.catalog import Catalog
 from appliance.config import Config, load_config
+from appliance.services.app import App
 
 CLI_TIMEOUT_S = 120
 FPS = 30
@@ -131,3 +135,39 @@ def barcode_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc.stdin.close()
     assert proc.wait(120) == 0
     return out
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[App]:
+    """The application (config + catalog) on the test's data dir."""
+    with Catalog(config.data_path) as catalog:
+        yield App(config, catalog)
+
+
+@pytest.fixture
+def flask_app(app: App) -> Flask:
+    """The tablet UI's Flask app on it, in testing mode."""
+    from tests.web_support import make_app
+    return make_app(app)
+
+
+@pytest.fixture
+def admin(app: App, flask_app: Flask) -> Any:
+    """A tablet logged in as the administrator."""
+    from tests.web_support import PASSPHRASE, Tablet
+    app.catalog.accounts.set_passphrase("admin", PASSPHRASE, admin=True, actor="test")
+    tablet = Tablet(flask_app.test_client())
+    assert tablet.log_in().status_code == 302
+    return tablet
+
+
+@pytest.fixture
+def film(app: App, barcode_film: Path, tmp_path: Path) -> str:
+    """A playable recording (12 s at 30 fps, frame n shows barcode n) with its assets."""
+    from appliance.services import media as media_service
+    from appliance.services.imports import import_file
+    copy = tmp_path / "phone.mp4"
+    shutil.copy(barcode_film, copy)
+    rec = import_file(app, copy, case=None, actor="test")
+    media_service.run_queued(app)
+    return rec.id

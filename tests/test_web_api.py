@@ -3,51 +3,19 @@ the recorder; bad input gets a clear 4xx, never a 500."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from appliance.catalog import Catalog, JobStatus
+from appliance.catalog import JobStatus
 from appliance.config import Config
 from appliance.probe import probe
 from appliance.services import media as media_service
 from appliance.services.app import App
-from appliance.services.imports import import_file
 from appliance.web.openapi import document
-from tests.web_support import PASSPHRASE, Tablet, make_app, running_daemon, wait_until
-
-
-@pytest.fixture
-def app(config: Config) -> Iterator[App]:
-    with Catalog(config.data_path) as catalog:
-        yield App(config, catalog)
-
-
-@pytest.fixture
-def flask_app(app: App) -> Flask:
-    return make_app(app)
-
-
-@pytest.fixture
-def admin(app: App, flask_app: Flask) -> Tablet:
-    app.catalog.accounts.set_passphrase("admin", PASSPHRASE, admin=True, actor="test")
-    tablet = Tablet(flask_app.test_client())
-    assert tablet.log_in().status_code == 302
-    return tablet
-
-
-@pytest.fixture
-def film(app: App, barcode_film: Path, tmp_path: Path) -> str:
-    """A playable recording (12 s at 30 fps, frame n shows barcode n) with its assets."""
-    copy = tmp_path / "phone.mp4"
-    shutil.copy(barcode_film, copy)
-    rec = import_file(app, copy, case=None, actor="test")
-    media_service.run_queued(app)
-    return rec.id
+from tests.web_support import Tablet, running_daemon, wait_until
 
 
 def error_of(response: Any, status: int) -> str:

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask import Flask
 
-from appliance.catalog import Catalog
 from appliance.catalog.accounts import FREE_FAILURES, lockout_s
-from appliance.config import Config
 from appliance.errors import AuthError, LockedOutError
 from appliance.services.app import App
 from appliance.web.security import PUBLIC
 from tests.web_support import PASSPHRASE, Tablet, csrf_of, make_app
-
-
-@pytest.fixture
-def app(config: Config) -> Iterator[App]:
-    with Catalog(config.data_path) as catalog:
-        yield App(config, catalog)
-
-
-@pytest.fixture
-def flask_app(app: App) -> Flask:
-    return make_app(app)
-
-
-@pytest.fixture
-def admin(app: App, flask_app: Flask) -> Tablet:
-    app.catalog.accounts.set_passphrase("admin", PASSPHRASE, admin=True, actor="test")
-    tablet = Tablet(flask_app.test_client())
-    assert tablet.log_in().status_code == 302
-    return tablet
 
 
 def example_url(rule: object) -> str:

@@ -4,47 +4,13 @@ no way out of the data dir."""
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from appliance.catalog import Catalog
-from appliance.config import Config
-from appliance.services import media as media_service
 from appliance.services.app import App
-from appliance.services.imports import import_file
-from tests.web_support import PASSPHRASE, Tablet, make_app
-
-
-@pytest.fixture
-def app(config: Config) -> Iterator[App]:
-    with Catalog(config.data_path) as catalog:
-        yield App(config, catalog)
-
-
-@pytest.fixture
-def flask_app(app: App) -> Flask:
-    return make_app(app)
-
-
-@pytest.fixture
-def admin(app: App, flask_app: Flask) -> Tablet:
-    app.catalog.accounts.set_passphrase("admin", PASSPHRASE, admin=True, actor="test")
-    tablet = Tablet(flask_app.test_client())
-    assert tablet.log_in().status_code == 302
-    return tablet
-
-
-@pytest.fixture
-def film(app: App, barcode_film: Path, tmp_path: Path) -> str:
-    copy = tmp_path / "phone.mp4"
-    shutil.copy(barcode_film, copy)
-    rec = import_file(app, copy, case=None, actor="test")
-    media_service.run_queued(app)
-    return rec.id
+from tests.web_support import PASSPHRASE, Tablet
 
 
 def fetch(tablet: Tablet, url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:

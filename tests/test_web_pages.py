@@ -4,42 +4,17 @@ name served by the box (no CDN), and linked from Home."""
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from appliance.catalog import Catalog
-from appliance.config import Config
-from appliance.services import media as media_service
 from appliance.services.app import App
-from appliance.services.imports import import_file
-from tests.web_support import PASSPHRASE, Tablet, make_app
+from tests.web_support import Tablet
 
 PAGE_BUDGET = 300 * 1024
 
 
-@pytest.fixture
-def app(config: Config) -> Iterator[App]:
-    with Catalog(config.data_path) as catalog:
-        yield App(config, catalog)
 
 
-@pytest.fixture
-def admin(app: App) -> Tablet:
-    app.catalog.accounts.set_passphrase("admin", PASSPHRASE, admin=True, actor="test")
-    tablet = Tablet(make_app(app).test_client())
-    assert tablet.log_in().status_code == 302
-    return tablet
 
 
-@pytest.fixture
-def film(app: App, barcode_film: Path, tmp_path: Path) -> str:
-    shutil.copy(barcode_film, tmp_path / "f.mp4")
-    rec = import_file(app, tmp_path / "f.mp4", case=None, actor="test")
-    media_service.run_queued(app)
-    return rec.id
 
 
 def page_weight(tablet: Tablet, url: str) -> int:
