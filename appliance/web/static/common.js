@@ -47,6 +47,15 @@
     return m + ":" + String(s).padStart(2, "0") + "." + String(c).padStart(2, "0");
   }
 
+  // "YYYY-MM-DD HH:MM" on the tablet's own clock (the box stores UTC).
+  function localTime(iso) {
+    const d = new Date(iso);
+    if (isNaN(d)) return String(iso).slice(0, 16).replace("T", " ");
+    const p = (v) => String(v).padStart(2, "0");
+    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " +
+      p(d.getHours()) + ":" + p(d.getMinutes());
+  }
+
   // Build an element: el("li", {class: "x", text: "..."}, [children]); text is never HTML.
   function el(tag, attrs, children) {
     const node = document.createElement(tag);
@@ -61,5 +70,5 @@
     return node;
   }
 
-  window.vig = {api, say, clock, timecode, el, csrf};
+  window.vig = {api, say, clock, timecode, localTime, el, csrf};
 })();

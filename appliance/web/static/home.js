@@ -1,7 +1,7 @@
 // Home: record / stop / mark, the live view, the case being filmed, recent recordings.
 "use strict";
 (function () {
-  const {api, say, clock, el} = window.vig;
+  const {api, say, clock, localTime, el} = window.vig;
   const $ = (id) => document.getElementById(id);
   const STATES = {
     ready: ["Ready", "Press Record (or the box's button) to start filming."],
@@ -31,7 +31,8 @@
     button.classList.toggle("stop", recording);
     $("record-label").textContent = recording ? "Stop" : "Record";
     $("mark").hidden = !recording;
-    const elapsed = rec ? rec.elapsed_s : 0;
+    // Whole seconds, so recorded + left always add up to the limit.
+    const elapsed = Math.floor(rec ? rec.elapsed_s : 0);
     $("elapsed").textContent = clock(elapsed);
     $("remaining").textContent = clock((status.max_seconds || 600) - elapsed);
     $("free").textContent = Math.floor(status.free_minutes);
@@ -55,7 +56,7 @@
       const ul = $("recordings");
       ul.replaceChildren();
       for (const r of list.slice(0, 8)) {
-        const when = r.started_at.slice(0, 16).replace("T", " ");
+        const when = localTime(r.started_at);
         const len = r.duration_s ? clock(r.duration_s) : "";
         const label = [when, r.case || "no case", len].filter(Boolean).join(" · ");
         ul.append(el("li", {}, [
@@ -103,25 +104,46 @@
   }
 
   // The live view: one picture at a time, the next asked for when this one has arrived.
+  // The box makes a few pictures a second; one it sent already is not shown again, and
+  // one that stops changing is said to have stopped rather than passed off as live.
   const img = $("live");
   let lastUrl = null;
+  let lastTaken = null;
+  let lastNewAt = 0;
   let failures = 0;
+  const STALLED_MS = 3000;
+
+  function noPicture(message) {
+    // A frozen last picture would look live: show none while there is no live one.
+    img.removeAttribute("src");
+    if (lastUrl) { URL.revokeObjectURL(lastUrl); lastUrl = null; }
+    $("live-note").hidden = false;
+    $("live-note").textContent = message;
+  }
+
   async function nextFrame() {
     if (document.hidden) { setTimeout(nextFrame, 1000); return; }
     try {
       const r = await fetch("/api/live.jpg", {cache: "no-store", headers: {"X-Vigbox-Poll": "1"}});
       if (!r.ok) throw new Error((await r.json()).error || "no picture");
+      const taken = r.headers.get("X-Frame-Time-Ns");
+      failures = 0;
+      if (taken && taken === lastTaken) {
+        if (Date.now() - lastNewAt > STALLED_MS) noPicture("The live picture has stopped.");
+        setTimeout(nextFrame, 100);
+        return;
+      }
       const url = URL.createObjectURL(await r.blob());
       img.src = url;
       if (lastUrl) URL.revokeObjectURL(lastUrl);
       lastUrl = url;
+      lastTaken = taken;
+      lastNewAt = Date.now();
       $("live-note").hidden = true;
-      failures = 0;
       setTimeout(nextFrame, 200);
     } catch (e) {
       failures += 1;
-      $("live-note").hidden = false;
-      $("live-note").textContent = "No live picture: " + e.message;
+      noPicture("No live picture: " + e.message);
       setTimeout(nextFrame, Math.min(5000, 500 * failures));
     }
   }

@@ -18,6 +18,7 @@
   let rec = null;                  // the recording as the API gives it
   let stepping = Promise.resolve();
   const hasRvfc = video && "requestVideoFrameCallback" in HTMLVideoElement.prototype;
+  const SLOW_SEEK_MS = 1500;
 
   function lastFrame() {
     const byDuration = video && isFinite(video.duration) ? Math.floor(video.duration * fps) : 0;
@@ -27,16 +28,25 @@
   function frameAtTime(t) { return Math.max(0, Math.floor(t * fps + 1e-6)); }
 
   function seekTo(frame) {
-    // Resolves when the frame is presented (or after a bounded wait).
+    // Resolves true once frame `frame` is presented, false if that took longer than a
+    // bounded wait (a busy box): the next step need not wait for a slow seek.
     return new Promise((resolve) => {
       let done = false;
-      const finish = () => { if (!done) { done = true; resolve(); } };
-      if (hasRvfc) video.requestVideoFrameCallback(() => finish());
+      const finish = (presented) => { if (!done) { done = true; resolve(presented); } };
+      if (hasRvfc) {
+        // A callback for the picture still on screen (WebKit may give one before the
+        // seek lands) is not the frame asked for: wait for the next.
+        const onFrame = (now, meta) => {
+          if (Math.floor(meta.mediaTime * fps + 1e-3) === frame) finish(true);
+          else if (!done) video.requestVideoFrameCallback(onFrame);
+        };
+        video.requestVideoFrameCallback(onFrame);
+      }
       video.addEventListener("seeked", () => {
         // `seeked` may come before the frame is painted: give rVFC a moment to win.
-        if (hasRvfc) setTimeout(finish, 50); else finish();
+        if (hasRvfc) setTimeout(() => finish(true), 50); else finish(true);
       }, {once: true});
-      setTimeout(finish, 1500);
+      setTimeout(() => finish(false), SLOW_SEEK_MS);
       video.currentTime = (frame + 0.5) / fps;
     });
   }
@@ -48,9 +58,16 @@
       if (!video.paused) video.pause();
       n = frame;
       updateReadout();
-      await seekTo(frame);
+      if (await seekTo(frame) || !video.seeking) {
+        root.dataset.shownFrame = String(n);
+      } else {
+        // Never say a frame is shown before it is: say so when the slow seek lands,
+        // unless another step has been asked for meanwhile.
+        video.addEventListener("seeked", () => {
+          if (n === frame && !video.seeking) root.dataset.shownFrame = String(n);
+        }, {once: true});
+      }
       updateReadout();
-      root.dataset.shownFrame = String(n);
     });
     return stepping;
   }
@@ -247,6 +264,9 @@
     } catch (e) { say(e.message, "error"); }
   }
   window.vigReviewParts.refresh = refresh;
+
+  const when = $("rec-time");
+  if (when) when.textContent = window.vig.localTime(when.getAttribute("datetime"));
 
   if (video) {
     video.addEventListener("loadedmetadata", () => { drawTimeline(); showFrame(0); });

@@ -69,10 +69,18 @@
     const row = el("div", {class: "job", "data-job": String(job.id)},
                    [el("strong", {text: label}), bar, text, cancel]);
     $("jobs").append(row);
-    watching.set(job.id, {row, bar, text});
+    watching.set(job.id, {row, bar, text, cancel});
   }
 
+  let polling = false;
   async function pollJobs() {
+    // One round at a time: a slow answer must not start a second round beside it.
+    if (polling) return;
+    polling = true;
+    try { await pollRound(); } finally { polling = false; }
+  }
+
+  async function pollRound() {
     for (const [id, view] of watching) {
       try {
         const job = await api("GET", "/api/jobs/" + id, undefined, {poll: true});
@@ -81,6 +89,7 @@
         if (job.status === "running") view.text.textContent = Math.round(job.progress) + " %";
         if (job.status === "done" || job.status === "failed" || job.status === "cancelled") {
           watching.delete(id);
+          view.cancel.hidden = true;   // nothing left to cancel
           view.text.textContent = job.status === "done" ? "ready" : job.status + (job.error ? ": " + job.error : "");
           if (job.status === "done") setTimeout(() => view.row.remove(), 4000);
           P.refresh();
@@ -153,7 +162,8 @@
   }
 
   function onKey(e) {
-    if (e.target.closest("input, textarea, select") || e.metaKey || e.ctrlKey || e.altKey) return;
+    const target = e.target instanceof Element ? e.target : null;
+    if ((target && target.closest("input, textarea, select")) || e.metaKey || e.ctrlKey || e.altKey) return;
     const actions = {
       " ": () => P.togglePlay(), ",": () => window.vigReview.step(-1), ".": () => window.vigReview.step(1),
       "ArrowLeft": () => window.vigReview.step(-Math.round(P.fps)),

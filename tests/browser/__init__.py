@@ -1,0 +1,1 @@
+"""Browser tests: the tablet UI driven in Chromium (Playwright) and WebKit (Selenium)."""
