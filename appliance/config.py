@@ -40,6 +40,10 @@ class CameraConfig:
     fps: int = _setting(30, "frames per second", min=10, max=60)
     bitrate: int = _setting(6_000_000, "H.264 bitrate in bit/s", min=500_000, max=20_000_000)
     keyframe_interval_s: float = _setting(1.0, "seconds between keyframes", min=0.2, max=5.0)
+    preview_fps: float = _setting(4.0, "live preview pictures per second at most (only made "
+                                  "while the tablet shows them)", min=0.5, max=10.0)
+    preview_width: int = _setting(640, "live preview width; its height keeps the aspect ratio",
+                                  min=160, max=640)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
     python bench/capture.py --seconds 600
     python bench/capture.py --seconds 60 --encode-clips 6   # real encode jobs as the load
+    python bench/capture.py --seconds 60 --preview 5        # the tablet's live view polled
 
 Runs the capture daemon in this process (synthetic camera and microphone, gpiozero's
 mock pins), presses the button to start, holds it to stop, and prints for an unloaded
@@ -11,6 +12,10 @@ and peak memory. The load is what a busy box has: the web UI and the sync agent 
 normal priority, the encoder niced, each a process spinning on the CPU; or, with
 --encode-clips, a real encode worker rendering exact 50 s clips of a 720p film. The
 daemon runs at nice -5 as its systemd unit does.
+
+With --preview N the same loaded recording is made twice in this process, without and
+then with the live preview polled N times a second through the control socket (as the
+tablet does): dropped frames of each, and the preview pictures a second achieved.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from appliance.capture.devices import make_camera, make_microphone, new_marker  
 from appliance.capture.gpio import make_pin_factory  # noqa: E402
 from appliance.catalog import Catalog  # noqa: E402
 from appliance.config import Config, parse_config  # noqa: E402
+from appliance.errors import ApplianceError  # noqa: E402
 from appliance.services import media  # noqa: E402
 from appliance.services.app import App  # noqa: E402
+from appliance.services.daemon import DaemonClient  # noqa: E402
 from appliance.services.imports import import_file  # noqa: E402
 
 SPIN = "import os,sys; os.nice(int(sys.argv[1]))\nwhile True: pass"
@@ -91,6 +98,15 @@ def _vm_hwm_mb(proc: Any) -> float | None:
     except (AttributeError, OSError):
         pass
     return None
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    # CPU time (user + system) a process has used so far, from the kernel's accounting.
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def start_encode_load(config: Config, clips: int, tmp: Path) -> subprocess.Popen[bytes]:
@@ -177,10 +193,61 @@ def latencies(config: Config, presses: int) -> dict[str, Any]:
             "release_to_first_frame_in_recorder_ms_max": round(seen_ms[-1], 1)}
 
 
-def run_once(config: Config, seconds: float) -> dict[str, Any]:
-    """One recording from a button press to a finished file, measured."""
+class PreviewPoller:
+    """The tablet's live view: the daemon's preview asked for `fps` times a second through
+    its socket, on a thread, counting the distinct pictures it got."""
+
+    def __init__(self, config: Config, fps: float) -> None:
+        self._client = DaemonClient(config.socket)
+        self._interval_s = 1.0 / fps
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self.taken_ns: set[int] = set()
+        self.request_ms: list[float] = []
+        self.sizes: list[int] = []
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._poll, name="tablet", daemon=True)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def _poll(self) -> None:
+        due = time.monotonic()
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            asked = time.monotonic()
+            try:
+                picture = self._client.preview()
+            except ApplianceError as e:
+                self.errors.append(str(e))
+            else:
+                self.request_ms.append((time.monotonic() - asked) * 1000)
+                self.taken_ns.add(picture.taken_ns)
+                self.sizes.append(len(picture.jpeg))
+            due = max(due + self._interval_s, time.monotonic())
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(30)
+        seconds = time.monotonic() - self._started
+        ms = sorted(self.request_ms) or [0.0]
+        return {"polls_per_s": round(len(self.request_ms) / seconds, 2),
+                "pictures_per_s": round(len(self.taken_ns) / seconds, 2),
+                "request_ms_median": round(ms[len(ms) // 2], 1),
+                "request_ms_max": round(ms[-1], 1),
+                "jpeg_kb_median": round(sorted(self.sizes or [0])[len(self.sizes) // 2] / 1024,
+                                        1),
+                "errors": self.errors[:5]}
+
+
+def run_once(config: Config, seconds: float, preview_fps: float = 0.0) -> dict[str, Any]:
+    """One recording from a button press to a finished file, measured (with the live
+    preview polled `preview_fps` times a second throughout, if not 0)."""
     _reset_peak_rss()
     with running_daemon(config) as (daemon, factory):
+        poller = PreviewPoller(config, preview_fps) if preview_fps else None
+        if poller is not None:
+            poller.start()  # the guider frames the shot before pressing, as on a visit
         time.sleep(1.0)  # the camera is warm, as on a box waiting for its guider
         pin = factory.pin(config.gpio.button_pin)
         pin.drive_low()
@@ -192,6 +259,10 @@ def run_once(config: Config, seconds: float) -> dict[str, Any]:
         while time.monotonic_ns() < end:
             time.sleep(0.2)
         encoder_hwm_mb = _vm_hwm_mb(getattr(daemon.camera, "_proc", None))
+        preview = poller.stop() if poller is not None else None
+        if preview is not None:  # the JPEG encoder of the synthetic camera's preview
+            pid = getattr(getattr(daemon.camera, "preview", None), "encoder_pid", None)
+            preview["jpeg_encoder_cpu_s"] = _cpu_s(pid)
         pin.drive_low()
         while daemon.state is State.RECORDING:
             time.sleep(0.005)
@@ -216,7 +287,27 @@ def run_once(config: Config, seconds: float) -> dict[str, Any]:
         "peak_rss_synthetic_encoder_mb": encoder_hwm_mb,
         "finalize_s": round(finalize_s, 2),
         "problems": rec.problems,
-    }
+        "frames_lost_by_camera": getattr(daemon.camera, "frames_lost", None),
+    } | ({"preview": preview} if preview is not None else {})
+
+
+def preview_comparison(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The same loaded recording without and with the live preview polled."""
+    load = start_load(args.load, args.niced_load)
+    try:
+        runs = {}
+        for name, fps in (("without_preview", 0.0), ("with_preview", args.preview)):
+            cfg = config_for(tmp / name, args.seconds, args.drift_ppm)
+            runs[name] = run_once(cfg, args.seconds, preview_fps=fps)
+    finally:
+        for p in load:
+            p.kill()
+            p.wait()
+    keys = ("status", "frames", "dropped_frames_barcode", "dropped_frames_catalog",
+            "frames_lost_by_camera", "av_offset_max_abs_ms", "problems", "preview")
+    return {"cpus": os.cpu_count(), "load": {"normal": args.load, "nice10": args.niced_load},
+            "seconds": args.seconds, "preview_polls_per_s_asked": args.preview,
+            **{name: {k: run[k] for k in keys if k in run} for name, run in runs.items()}}
 
 
 def main() -> int:
@@ -237,11 +328,18 @@ def main() -> int:
     parser.add_argument("--encode-clips", type=int, default=0,
                         help="instead of spinners: real exact 50 s clips rendered by a real "
                              "encode worker while recording")
+    parser.add_argument("--preview", type=float, default=0.0, metavar="N",
+                        help="instead: the same loaded recording without and with the live "
+                             "preview polled N times a second")
     parser.add_argument("--daemon-nice", type=int, default=-5,
                         help="the daemon's niceness (-5 as its systemd unit; 0 as a shell)")
     args = parser.parse_args()
     if os.geteuid() == 0 or args.daemon_nice >= 0:
         os.nice(args.daemon_nice)  # as the systemd unit does (-5), or a shell (0)
+    if args.preview:
+        with tempfile.TemporaryDirectory(prefix="vigbox-bench-") as tmp:
+            print(json.dumps(preview_comparison(args, Path(tmp)), indent=2))
+        return 0
     with tempfile.TemporaryDirectory(prefix="vigbox-bench-") as tmp:
         base_cfg = config_for(Path(tmp) / "base", args.baseline_seconds, args.drift_ppm)
         baseline = run_once(base_cfg, args.baseline_seconds)

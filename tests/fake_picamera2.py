@@ -38,6 +38,29 @@ as packaged by Raspberry Pi OS Bookworm):
       and adds it to `_encoders` under the lock.
     * `stop_encoder(encoders=None)` calls `encoder.stop()` then removes it under
       the lock.
+    * A `lores` stream (default format YUV420, `preserve_ar` False) is checked like
+      main, may not be larger than main ("lores stream dimensions may not exceed main
+      stream") and on a Pi 4 (VC4) must be YUV ("lores stream must be YUV");
+      `stream_map["lores"]` is then set.
+    * With `queue=True` and more than one buffer, `_max_queue_len` is 1: the newest
+      completed request is kept in `completed_requests` for a quick capture.
+    * `capture_arrays(names=["main"], wait=None, signal_function=None)` dispatches
+      `capture_arrays_and_metadata_(names)` as a Job: `dispatch_functions(functions,
+      wait, signal_function, immediate=False)` appends it to `_job_list` under the lock
+      and prods the event loop if it is the only job and a completed request is held;
+      `wait` None means wait (no signal function), True waits for ever, a number waits
+      that many seconds (concurrent.futures' TimeoutError, left in the job list) and
+      False returns the Job. `process_requests` runs the jobs (on the event-loop
+      thread, holding `Picamera2.lock`) before the encoders; the job pops the oldest
+      completed request and returns ([request.make_array(name) ...],
+      request.get_metadata()) with the metadata keyed by name ("SensorTimestamp").
+    * `cancel_all_and_flush()` cancels every pending job (their waiters get
+      CancelledError) and empties the list: the documented way to tidy up after a
+      capture timed out, so the camera can still be stopped (`stop()` is itself a job
+      queued behind them).
+- picamera2/job.py: `Job.get_result(timeout)` is `Future.result(timeout)`.
+- picamera2/request.py: `make_array(name)` copies the stream's buffer; YUV420 comes as
+  an array of (height * 3 // 2, stride) bytes, each plane's rows padded to its stride.
 - picamera2/encoders/encoder.py @ bf814e5b
     * `Encoder.__init__` sets `firsttimestamp = None`; the `output` setter raises
       RuntimeError("Must pass Output") for anything but Output instances;
@@ -72,7 +95,7 @@ as packaged by Raspberry Pi OS Bookworm):
   `outputframe(frame, keyframe=True, timestamp=None, packet=None, audio=False)`;
   `_add_stream(encoder_stream, *args, **kwargs)`.
 
-Simplified on purpose: no preview/still/raw paths, no FileOutput, no audio; a request
+Simplified on purpose: no preview window/still/raw paths, no FileOutput, no audio; a request
 that races a stopping encoder is dropped (the real V4L2 encoder returns early too, the
 real libav one would still encode it); if the fake V4L2 poll thread dies, later frames
 are dropped instead of blocking the camera thread forever as the real one would.
@@ -86,12 +109,16 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import queue
 import threading
 import time
 import types
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 SENSOR_TIMESTAMP = "SensorTimestamp"  # stands in for libcamera.controls.SensorTimestamp
 START_CODE = b"\x00\x00\x00\x01"
@@ -117,6 +144,7 @@ class FakeState:
     # "sensor": the camera stops completing requests (a loose ribbon cable)
     libav_delay: int = 0  # frames libx264 holds back until more input or a flush
     min_frame_duration_us: int = 16_667  # the sensor mode's fastest frame (60 fps)
+    lores_refused: bool = False  # libcamera cannot make a lores stream (configure fails)
     # observations
     owner: Any = None
     instances: list[Any] = field(default_factory=list)
@@ -125,6 +153,9 @@ class FakeState:
     sensor_timestamps: list[int] = field(default_factory=list)
     frames_output: int = 0  # frames encoders passed to outputframe
     thread_errors: list[str] = field(default_factory=list)  # exceptions that killed a thread
+    captures: int = 0  # capture jobs done
+    capture_threads: set[str] = field(default_factory=set)  # threads that ran them
+    jobs_pending_at_stop: int = 0  # jobs a stop() found queued (a stalled one would hang it)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def note(self, **counts: int) -> None:
@@ -466,13 +497,80 @@ class LibavH264Encoder(Encoder):
 # -- picamera2.Picamera2 ----------------------------------------------------------------
 
 class _Request:
-    """The parts of picamera2's CompletedRequest an encoder reads."""
+    """The parts of picamera2's CompletedRequest an encoder or a capture reads."""
 
-    def __init__(self, metadata: dict[str, Any]) -> None:
+    def __init__(self, metadata: dict[str, Any], config: dict[str, Any], index: int) -> None:
         self.request = types.SimpleNamespace(metadata=metadata)
+        self.config = config
+        self.index = index
 
     def get_metadata(self) -> dict[str, Any]:
         return dict(self.request.metadata)
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def make_array(self, name: str) -> np.ndarray:
+        """A copy of the stream's picture: YUV420 as (height * 3 // 2, stride) bytes. The
+        luma is `lores_luma(index)`, the chroma 128, and padding bytes 255 (they must not
+        reach a picture)."""
+        config = self.config.get(name)
+        if config is None:
+            raise RuntimeError(f"Stream {name!r} is not defined")
+        if config["format"] != "YUV420":
+            raise NotImplementedError("the fake makes YUV420 arrays only")
+        (w, h), stride = config["size"], config["stride"]
+        array = np.full((h * 3 // 2, stride), 255, np.uint8)
+        array[:h, :w] = lores_luma(self.index)
+        chroma = array[h:].reshape(-1)
+        planes = chroma.reshape(2, h // 2, stride // 2)
+        planes[:, :, :w // 2] = 128
+        return array
+
+
+def lores_luma(index: int) -> int:
+    """The (flat) brightness of the fake camera's picture number `index`."""
+    return 32 + (index * 16) % 160
+
+
+class Job:
+    """picamera2.job.Job: stages run on the event loop; the caller waits on a Future."""
+
+    def __init__(self, functions: list[Any], signal_function: Any = None) -> None:
+        self._functions = functions
+        self._future: Future[Any] = Future()
+        self._future.set_running_or_notify_cancel()
+        self._signal_function = signal_function
+        self._result: Any = None
+
+    def execute(self) -> bool:
+        try:
+            while self._functions:
+                done, result = self._functions[0]()
+                if not done:
+                    break
+                self._functions.pop(0)
+            if not self._functions:
+                self._result = result
+        except Exception as e:  # noqa: BLE001 - handed to the waiter, as picamera2 does
+            self._future.set_exception(e)
+            self._functions = []
+        return not self._functions
+
+    def signal(self) -> None:
+        if not self._future.done():
+            self._future.set_result(self._result)
+        if self._signal_function:
+            self._signal_function(self)
+
+    def get_result(self, timeout: float | None = None) -> Any:
+        return self._future.result(timeout=timeout)
+
+    def cancel(self) -> None:
+        self._future.set_exception(CancelledError())
 
 
 class Picamera2:
@@ -496,6 +594,10 @@ class Picamera2:
         self.stream_map: dict[str, Any] | None = None
         self._encoders: set[Encoder] = set()
         self.lock = threading.Lock()
+        self.completed_requests: list[_Request] = []
+        self._job_list: list[Job] = []
+        self._max_queue_len = 0
+        self._prod = threading.Event()
         self._frame_duration_us = 33_333
         self._sensor: threading.Thread | None = None
         self._sensor_stop = threading.Event()
@@ -590,6 +692,18 @@ class Picamera2:
         self._check_stream_config(config["main"], "main")
         st = self._state
         main = config["main"]
+        lores = config.get("lores")
+        if lores is not None:
+            self._check_stream_config(lores, "lores")
+            if lores["size"][0] > main["size"][0] or lores["size"][1] > main["size"][1]:
+                raise RuntimeError("lores stream dimensions may not exceed main stream")
+            if not st.pi5 and lores["format"] not in ("YUV420", "YVU420", "NV12", "NV21",
+                                                      "YUYV", "UYVY"):
+                raise RuntimeError("lores stream must be YUV")
+            if st.lores_refused:
+                raise RuntimeError("Failed to configure camera: invalid stream configuration")
+            lores["stride"] = -(-lores["size"][0] // 64) * 64
+            lores["framesize"] = lores["stride"] * lores["size"][1] * 3 // 2
         if st.negotiated_size is not None:
             main["size"] = tuple(st.negotiated_size)
         if st.negotiated_format is not None:
@@ -601,7 +715,10 @@ class Picamera2:
         self._frame_duration_us = max(int(limits[0]), st.min_frame_duration_us)
         self.camera_config = config
         self.encode_stream_name = config["encode"]
-        self.stream_map = {"main": "main-stream", "lores": None, "raw": None}
+        self.stream_map = {"main": "main-stream",
+                           "lores": "lores-stream" if lores is not None else None,
+                           "raw": None}
+        self._max_queue_len = 1 if config["queue"] and config["buffer_count"] > 1 else 0
         st.configs.append(copy.deepcopy(config))
 
     def camera_configuration(self) -> dict[str, Any] | None:
@@ -632,29 +749,58 @@ class Picamera2:
         while True:
             exposed_ns = t0 + k * period_ns  # SensorTimestamp: start of the frame
             ready_ns = exposed_ns + period_ns  # the request completes a frame later
-            if stop.wait(max(0.0, (ready_ns - time.monotonic_ns()) / 1e9)):
+            while (left := ready_ns - time.monotonic_ns()) > 0 and not stop.is_set():
+                if self._prod.wait(left / 1e9):  # _run_process_requests: jobs only
+                    self._prod.clear()
+                    if not stop.is_set():
+                        self._process_requests([])
+            if stop.is_set():
                 return
             if st.stall_in == "sensor" and st.stall_after is not None and k >= st.stall_after:
                 stop.wait()
                 return
             request = _Request({SENSOR_TIMESTAMP: exposed_ns,
-                                "FrameDuration": self._frame_duration_us})
+                                "FrameDuration": self._frame_duration_us},
+                               self.camera_config or {}, k)
             with st.changed:
                 st.sensor_timestamps.append(exposed_ns)
                 st.changed.notify_all()
-            with self.lock:  # process_requests holds it while encoding
+            self._process_requests([request])
+            k += 1
+
+    def _process_requests(self, requests: list[_Request]) -> None:
+        """process_requests: under the lock, keep the newest request, run the jobs, then
+        the encoders; signal the finished jobs after."""
+        finished = []
+        with self.lock:
+            self.completed_requests += requests
+            while self._job_list:
+                if self._job_list[0].execute():
+                    finished.append(self._job_list.pop(0))
+                else:
+                    break
+            for request in requests:
                 for encoder in list(self._encoders):
                     if encoder.name in (self.stream_map or {}):
                         encoder.encode(encoder.name, request)
-            k += 1
+            while len(self.completed_requests) > self._max_queue_len:
+                self.completed_requests.pop(0).release()
+        for job in finished:
+            job.signal()
 
     def stop(self) -> None:
         """Stop the camera (no-op if not started)."""
         if not self.started:
             return
+        with self.lock:
+            # The real stop() is a job queued behind these: a stalled one would hang it.
+            self._state.jobs_pending_at_stop += len(self._job_list)
         self._sensor_stop.set()
+        self._prod.set()
         if self._sensor is not None and self._sensor is not threading.current_thread():
             self._sensor.join()
+        self._prod.clear()
+        self.completed_requests = []
         self.started = False
 
     def close(self) -> None:
@@ -728,6 +874,48 @@ class Picamera2:
     @property
     def encoders(self) -> set[Encoder]:
         return self._encoders
+
+    # jobs and captures
+    def dispatch_functions(self, functions: list[Any], wait: Any,
+                           signal_function: Any = None, immediate: bool = False) -> Any:
+        """Queue a job for the event loop; wait for it as `wait` says."""
+        if wait is None:
+            wait = signal_function is None
+        timeout = None if wait is True else wait
+        with self.lock:
+            only_job = not self._job_list
+            job = Job(functions, signal_function)
+            self._job_list.append(job)
+            if only_job and (self.completed_requests or immediate):
+                self._prod.set()
+        return job.get_result(timeout=timeout) if wait else job
+
+    def capture_arrays_and_metadata_(self, names: list[str]) -> tuple[bool, Any]:
+        if not self.completed_requests:
+            return (False, None)
+        request = self.completed_requests.pop(0)
+        result = ([request.make_array(name) for name in names], request.get_metadata())
+        request.release()
+        with self._state.changed:
+            self._state.captures += 1
+            self._state.capture_threads.add(threading.current_thread().name)
+            self._state.changed.notify_all()
+        return (True, result)
+
+    # The default copies picamera2's own signature (a mutable list) on purpose.
+    def capture_arrays(self, names: list[str] = ["main"], wait: Any = None,  # noqa: B006
+                       signal_function: Any = None) -> Any:
+        """([arrays], metadata) of the next frame's named streams."""
+        return self.dispatch_functions(
+            [functools.partial(self.capture_arrays_and_metadata_, names)], wait,
+            signal_function)
+
+    def cancel_all_and_flush(self) -> None:
+        """Cancel every pending job and forget them."""
+        with self.lock:
+            for job in self._job_list:
+                job.cancel()
+            self._job_list = []
 
 
 def make_fake_picamera2(**options: Any) -> types.ModuleType:

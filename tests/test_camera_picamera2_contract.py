@@ -10,14 +10,22 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from appliance.capture import camera_picamera2
-from appliance.capture.camera_picamera2 import INSTALL_HINT, Picamera2Camera, load_picamera2
+from appliance.capture.camera_picamera2 import (
+    INSTALL_HINT,
+    Picamera2Camera,
+    load_picamera2,
+    packed_yuv420,
+)
 from appliance.capture.h264 import NAL_IDR, NAL_SPS, nal_types
+from appliance.capture.preview import GRAB_TIMEOUT_S
 from appliance.capture.sources import VideoFrame
-from appliance.errors import CameraError
-from tests.fake_picamera2 import FakeState, make_fake_picamera2
+from appliance.errors import BusyError, CameraError
+from tests.fake_picamera2 import FakeState, lores_luma, make_fake_picamera2
+from tests.test_live_preview import decode_gray
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -88,7 +96,7 @@ def camera_for(made: list[Picamera2Camera], /,
     """A camera on a fresh fake; camera keywords go to the camera, the rest to the fake."""
     cam_kw = {k: options.pop(k) for k in list(options)
               if k in ("width", "height", "fps", "bitrate", "keyframe_interval_s",
-                       "stall_timeout_s")}
+                       "stall_timeout_s", "preview_fps", "preview_width", "preview_watch_s")}
     module = make_fake_picamera2(**options)
     cam = make_camera(module, **cam_kw)
     made.append(cam)
@@ -416,3 +424,131 @@ def test_context_manager_opens_and_closes(cameras):
 
 def test_backend_module_imports_without_picamera2():
     assert camera_picamera2.Picamera2Camera.name == "picamera2"
+
+
+# -- live preview (lores stream, capture_arrays, a niced ffmpeg) ----------------------------
+
+def test_open_adds_a_small_yuv420_lores_stream_beside_main(cameras):
+    cam, state = camera_for(cameras, width=1920, height=1080)
+    cam.open()
+    (config,) = state.configs
+    assert config["lores"]["size"] == (640, 360) and config["lores"]["format"] == "YUV420"
+    assert config["main"]["size"] == (1920, 1080) and config["encode"] == "main"
+    rec = Recorder()
+    cam.start(rec.on_frame, rec.on_error)
+    rec.wait_frames(2)
+    (encoder,) = state.encoders  # the recording's encoder alone, on the main stream
+    assert encoder.name == "main" and (encoder.width, encoder.height) == (1920, 1080)
+    cam.stop()
+
+
+@BOTH_PIS
+def test_idle_preview_is_a_jpeg_of_the_lores_picture(cameras, pi5, tmp_path):
+    cam, state = camera_for(cameras, pi5=pi5, width=1280, height=720)
+    cam.open()
+    frame = cam.preview_jpeg()
+    assert (frame.width, frame.height) == (640, 360)
+    assert frame.jpeg.startswith(b"\xff\xd8")
+    k = state.sensor_timestamps.index(frame.taken_ns)  # a real request's SensorTimestamp
+    luma = decode_gray(frame.jpeg, tmp_path, (640, 360))
+    full_range = (lores_luma(k) - 16) * 255 / 219  # a video-range picture, a JPEG's range
+    assert abs(float(luma.mean()) - full_range) < 3 and float(luma.std()) < 2
+    # Copied out on picamera2's own thread by a capture job; no second encoder.
+    assert state.capture_threads == {"fake-picamera2-loop"}
+    assert state.encoders == []
+
+
+def test_packed_yuv420_drops_each_planes_padding():
+    w, h, stride = 6, 4, 8
+    array = np.full((h * 3 // 2, stride), 255, np.uint8)
+    flat = array.reshape(-1)
+    flat[:h * stride].reshape(h, stride)[:, :w] = np.arange(w * h).reshape(h, w)
+    chroma = flat[h * stride:].reshape(2, h // 2, stride // 2)
+    chroma[0, :, :w // 2], chroma[1, :, :w // 2] = 100, 200
+    assert packed_yuv420(array, w, h) == bytes(range(24)) + bytes([100] * 6 + [200] * 6)
+
+
+def test_preview_of_a_padded_lores_stream_shows_no_padding(cameras, tmp_path):
+    cam, state = camera_for(cameras, width=1280, height=720, preview_width=400)
+    cam.open()
+    (config,) = state.configs
+    assert config["lores"]["size"] == (400, 224) and config["lores"]["stride"] == 448
+    frame = cam.preview_jpeg()
+    luma = decode_gray(frame.jpeg, tmp_path, (400, 224))
+    assert int(luma.max()) - int(luma.min()) < 8  # the padding bytes are 255
+
+
+@BOTH_PIS
+def test_preview_while_recording_costs_no_frame(cameras, pi5):
+    cam, state = camera_for(cameras, pi5=pi5, fps=30, preview_fps=4.0)
+    rec = Recorder()
+    cam.start(rec.on_frame, rec.on_error)
+    taken = set()
+    start = time.monotonic()
+    while time.monotonic() - start < 1.5:
+        taken.add(cam.preview_jpeg().taken_ns)
+        time.sleep(0.05)  # the tablet polls at 20 Hz; the camera makes 4 a second
+    frames = rec.wait_frames(40)
+    cam.stop()
+    assert rec.errors == [] and state.thread_errors == []
+    gaps = [b.pts_ns - a.pts_ns for a, b in zip(frames, frames[1:])]
+    assert all(abs(g - 33_333_000) <= 1_000 for g in gaps)  # every sensor frame recorded
+    assert 3 <= len(taken) <= 1.5 * 4 + 2 and state.captures <= 1.5 * 4 + 2
+    assert taken <= set(state.sensor_timestamps)
+
+
+def test_nobody_watching_stops_the_captures(cameras):
+    cam, state = camera_for(cameras, preview_watch_s=0.4)
+    cam.open()
+    cam.preview_jpeg()
+    assert cam.preview is not None and cam.preview.producing
+    deadline = time.monotonic() + WAIT
+    while cam.preview.producing or cam.preview.encoder_pid is not None:
+        assert time.monotonic() < deadline, "the preview kept running"
+        time.sleep(0.02)
+    n = state.captures
+    time.sleep(0.5)  # nobody asks: nothing may be captured
+    assert state.captures == n
+
+
+def test_a_camera_that_cannot_make_lores_records_without_preview(cameras, caplog):
+    cam, state = camera_for(cameras, lores_refused=True)
+    cam.open()
+    assert state.configs[-1]["lores"] is None
+    assert "recording without live preview" in caplog.text
+    assert cam.preview_jpeg() is None
+    rec = Recorder()
+    cam.start(rec.on_frame, rec.on_error)
+    rec.wait_frames(3)
+    cam.stop()
+
+
+def test_preview_of_a_closed_camera_is_busy(cameras):
+    cam, _ = camera_for(cameras)
+    with pytest.raises(BusyError, match="not open"):
+        cam.preview_jpeg()
+    cam.open()
+    cam.preview_jpeg()
+    cam.close()
+    with pytest.raises(BusyError, match="not open"):
+        cam.preview_jpeg()
+
+
+def test_close_while_watched_leaves_no_capture_queued(cameras):
+    cam, state = camera_for(cameras)
+    cam.open()
+    cam.preview_jpeg()
+    cam.close()
+    assert state.owner is None and state.jobs_pending_at_stop == 0
+    assert state.thread_errors == []
+
+
+def test_a_stalled_camera_leaves_no_capture_queued(cameras):
+    """A capture that timed out is cancelled: picamera2's stop() would queue behind it."""
+    cam, state = camera_for(cameras, stall_in="sensor", stall_after=3)
+    cam.open()
+    assert state.wait_for(lambda st: len(st.sensor_timestamps) >= 3, WAIT)
+    assert cam.preview_jpeg() is not None  # the one request picamera2 held back
+    time.sleep(GRAB_TIMEOUT_S / 2)  # the next capture now waits for a frame that never comes
+    cam.close()
+    assert state.jobs_pending_at_stop == 0 and state.owner is None

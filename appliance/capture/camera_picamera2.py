@@ -3,6 +3,13 @@
 picamera2 is imported only when the camera is checked or opened, so this module
 imports on any machine. Each encoded frame reaches a small `Output` whose only job
 is to restore the sensor timestamp and hand the frame on without blocking.
+
+The live preview comes from a small "lores" stream configured beside the main one:
+while someone watches, the preview thread copies a lores picture out a few times a
+second (`capture_arrays(["lores"])`, a 0.3 MB copy on picamera2's thread) and a niced
+ffmpeg makes the JPEG. Not a second picamera2 encoder: on a Pi 5 MJPEGEncoder is
+libav, run on picamera2's one event-loop thread beside the recording's H.264 encoder,
+so every preview picture would be encoded in the recording's frame time.
 """
 
 from __future__ import annotations
@@ -14,10 +21,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from typing import Any
 
-from appliance.capture.sources import Camera, ErrorCallback, FrameCallback, VideoFrame
-from appliance.errors import CameraError
+import numpy as np
+
+from appliance.capture.preview import PREVIEW_WATCH_S, LivePreview
+from appliance.capture.sources import (
+    Camera,
+    ErrorCallback,
+    FrameCallback,
+    PreviewFrame,
+    VideoFrame,
+    preview_size,
+)
+from appliance.errors import BusyError, CameraError
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "install python3-picamera2 and create the venv with --system-site-packages"
@@ -49,6 +67,20 @@ def make_output(output_base: type, deliver: Deliver) -> Any:
     return FrameOutput()
 
 
+def packed_yuv420(array: Any, width: int, height: int) -> bytes:
+    """Plain yuv420p bytes from picamera2's YUV420 array: (height * 3 / 2) rows of
+    `stride` bytes, each plane's rows padded to its stride (the chroma planes' to half)."""
+    flat = np.ascontiguousarray(array, dtype=np.uint8).reshape(-1)
+    stride = int(array.shape[1])
+    cw, ch, cstride = width // 2, height // 2, stride // 2
+    y_end = height * stride
+    u_end = y_end + ch * cstride
+    luma = flat[:y_end].reshape(height, stride)[:, :width]
+    u = flat[y_end:u_end].reshape(ch, cstride)[:, :cw]
+    v = flat[u_end:u_end + ch * cstride].reshape(ch, cstride)[:, :cw]
+    return luma.tobytes() + u.tobytes() + v.tobytes()
+
+
 class Picamera2Camera(Camera):
     """The Pi camera module: a YUV420 stream at a fixed frame rate into picamera2's H.264
     encoder (V4L2 hardware on Pi 4, libx264 on Pi 5, both named H264Encoder)."""
@@ -57,11 +89,15 @@ class Picamera2Camera(Camera):
 
     def __init__(self, *, width: int, height: int, fps: int, bitrate: int,
                  keyframe_interval_s: float, picamera2_module: Any = None,
-                 stall_timeout_s: float = 2.0) -> None:
+                 stall_timeout_s: float = 2.0, preview_fps: float = 4.0,
+                 preview_width: int = 640, preview_watch_s: float = PREVIEW_WATCH_S) -> None:
         super().__init__(width=width, height=height, fps=fps, bitrate=bitrate,
-                         keyframe_interval_s=keyframe_interval_s)
+                         keyframe_interval_s=keyframe_interval_s, preview_fps=preview_fps,
+                         preview_width=preview_width)
         self._module = picamera2_module  # None: import the real one when first needed
         self.stall_timeout_s = stall_timeout_s
+        self.preview_watch_s = preview_watch_s
+        self.preview: LivePreview | None = None   # while open with a lores stream
         self._picam: Any = None
         self._encoder: Any = None
         self._on_frame: FrameCallback | None = None
@@ -115,11 +151,21 @@ class Picamera2Camera(Camera):
 
     def _configure(self, picam: Any) -> None:
         size, d = (self.width, self.height), self.frame_duration_us
+        main_stream = {"size": size, "format": "YUV420"}
+        controls = {"FrameDurationLimits": (d, d)}
+        lores = {"size": preview_size(*size, self.preview_width), "format": "YUV420"}
         try:
-            picam.configure(picam.create_video_configuration(
-                main={"size": size, "format": "YUV420"},
-                controls={"FrameDurationLimits": (d, d)}))
-            main = picam.camera_configuration()["main"]
+            try:
+                picam.configure(picam.create_video_configuration(
+                    main=main_stream, lores=lores, controls=controls))
+            except (RuntimeError, ValueError) as e:
+                # The recording matters more than its preview.
+                log.warning("the camera refused the preview stream (%s); recording without "
+                            "live preview", e)
+                picam.configure(picam.create_video_configuration(
+                    main=main_stream, controls=controls))
+            chosen = picam.camera_configuration()
+            main = chosen["main"]
             # libcamera may silently adjust a request; recording something else is worse.
             if tuple(main["size"]) != size or main["format"] != "YUV420":
                 raise CameraError(f"the camera offers {main['format']} {main['size']} instead "
@@ -127,6 +173,39 @@ class Picamera2Camera(Camera):
             picam.start()
         except RuntimeError as e:
             raise CameraError(f"the camera could not be configured ({e})") from None
+        small = chosen.get("lores")
+        if small is not None and small["format"] == "YUV420":
+            width, height = (int(n) for n in small["size"])
+            self.preview = LivePreview(self._grab_lores, width=width, height=height,
+                                       fps=self.preview_fps, watch_s=self.preview_watch_s)
+
+    def preview_jpeg(self) -> PreviewFrame | None:
+        """The newest preview picture from the lores stream; None without one."""
+        if self._picam is None:
+            raise BusyError("the camera is not open")
+        return self.preview.request() if self.preview is not None else None
+
+    def _grab_lores(self, timeout_s: float) -> tuple[bytes, int] | None:
+        # On the preview's thread; picamera2 copies the picture out on its own thread.
+        picam, preview = self._picam, self.preview
+        if picam is None or preview is None:
+            return None
+        try:
+            (array,), metadata = picam.capture_arrays(["lores"], wait=timeout_s)
+        except TimeoutError:
+            # No frame (a stall is the watchdog's to report). The job would stay queued,
+            # and picamera2's stop() queues behind it: cancel it, as picamera2 advises
+            # (cancel_all_and_flush: picamera2 0.3.20 and later).
+            log.debug("no lores picture within %g s", timeout_s)
+            cancel = getattr(picam, "cancel_all_and_flush", None)
+            if cancel is not None:
+                cancel()
+            return None
+        except (CancelledError, RuntimeError) as e:
+            log.debug("no lores picture: %r", e)
+            return None
+        picture = packed_yuv420(array, preview.width, preview.height)
+        return picture, int(metadata["SensorTimestamp"])
 
     def start(self, on_frame: FrameCallback, on_error: ErrorCallback) -> None:
         """Attach a fresh H.264 encoder; its first frame is a keyframe with SPS/PPS."""
@@ -214,11 +293,14 @@ class Picamera2Camera(Camera):
             raise CameraError("the camera watchdog did not stop within 2 s")
 
     def close(self) -> None:
-        """Stop recording, stop the camera and release it for other programs."""
+        """Stop the preview and the recording, stop the camera and release it."""
         try:
+            if self.preview is not None:
+                self.preview.stop()
             self.stop()
         finally:
             picam, self._picam = self._picam, None
+            self.preview = None
             if picam is not None:
                 try:
                     picam.stop()

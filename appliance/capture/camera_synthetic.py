@@ -6,6 +6,10 @@ delivered as access units with their exposure time. Like a sensor's, its frames
 wait in a few buffers until taken: if the machine is too busy to take them for
 longer than that, frames are lost, as a real camera would lose them: that is what
 the benchmark measures. It powers the demo and CI; it is not a test double.
+
+Its live preview shows the same picture (the frame being exposed now, shrunk), idle
+or recording, made on the preview's own thread from the clock: it never touches the
+recording's frames or threads.
 """
 
 from __future__ import annotations
@@ -26,10 +30,18 @@ import ffmpeg
 
 from appliance import ffmpeg_tool
 from appliance.capture.h264 import AccessUnitSplitter, is_keyframe
-from appliance.capture.picture import SyntheticPicture
-from appliance.capture.sources import Camera, ErrorCallback, FrameCallback, VideoFrame
+from appliance.capture.picture import Shrinker, SyntheticPicture
+from appliance.capture.preview import PREVIEW_WATCH_S, LivePreview
+from appliance.capture.sources import (
+    Camera,
+    ErrorCallback,
+    FrameCallback,
+    PreviewFrame,
+    VideoFrame,
+    preview_size,
+)
 from appliance.capture.sync_marker import SyncMarker
-from appliance.errors import CameraError, MediaError
+from appliance.errors import BusyError, CameraError, MediaError
 
 log = logging.getLogger(__name__)
 # Frames waiting for the encoder, like a camera's buffer pool: enough to ride out a
@@ -62,9 +74,11 @@ class SyntheticCamera(Camera):
     def __init__(self, *, width: int, height: int, fps: int, bitrate: int,
                  keyframe_interval_s: float, marker: SyncMarker,
                  clock: Callable[[], int] = time.monotonic_ns,
-                 fail_after_s: float | None = None) -> None:
+                 fail_after_s: float | None = None, preview_fps: float = 4.0,
+                 preview_width: int = 640, preview_watch_s: float = PREVIEW_WATCH_S) -> None:
         super().__init__(width=width, height=height, fps=fps, bitrate=bitrate,
-                         keyframe_interval_s=keyframe_interval_s)
+                         keyframe_interval_s=keyframe_interval_s, preview_fps=preview_fps,
+                         preview_width=preview_width)
         self.marker = marker
         self._clock = clock
         self._fail_after_ns = None if fail_after_s is None else int(fail_after_s * 1e9)
@@ -79,6 +93,10 @@ class SyntheticCamera(Camera):
         self.frames_lost = 0        # frames the "sensor" lost: the sum of the two below
         self.frames_lost_late = 0   # ... as the exposure thread woke later than its buffers
         self.frames_lost_full = 0   # ... as the encoder fell behind and the buffers were full
+        small = preview_size(width, height, preview_width)
+        self._shrink = Shrinker(width, height, *small)
+        self.preview = LivePreview(self._preview_picture, width=small[0], height=small[1],
+                                   fps=preview_fps, watch_s=preview_watch_s, clock=clock)
 
     def check(self) -> None:
         """The synthetic camera needs only ffmpeg with libx264."""
@@ -227,10 +245,31 @@ class SyntheticCamera(Camera):
         self._spawn_encoder()
 
     def close(self) -> None:
-        """Stop and release the encoder."""
-        self.stop()
-        self._release_encoder()
-        self._picture = None
+        """Stop the preview and the recording, and release the encoder."""
+        try:
+            self.preview.stop()
+        finally:
+            self.stop()
+            self._release_encoder()
+            self._picture = None
+
+    def preview_jpeg(self) -> PreviewFrame | None:
+        """The newest preview picture (the test picture, shrunk); BusyError if closed."""
+        if self._picture is None:
+            raise BusyError("the camera is not open")
+        return self.preview.request()
+
+    def _preview_picture(self, timeout_s: float) -> tuple[bytes, int] | None:
+        # On the preview's thread: the frame being exposed now, made afresh from the
+        # clock as the exposure thread makes it (SyntheticPicture keeps no state).
+        picture = self._picture
+        if picture is None:
+            return None
+        epoch = self.marker.epoch_ns
+        n = max(0, (self._clock() - epoch) * self.fps // 1_000_000_000)
+        t_n = epoch + n * 1_000_000_000 // self.fps
+        data = picture.frame(n, white=self.marker.is_marker_frame(t_n, 1e9 / self.fps))
+        return self._shrink(data), t_n
 
     def _release_encoder(self) -> None:
         """Stop the encoder process (if any) and close its pipes."""

@@ -1,10 +1,19 @@
 """The capture daemon's control socket: one JSON request per line, one JSON reply per line.
 
-Request: {"cmd": "status" | "start" | "stop" | "mark", ...arguments}.
+Request: {"cmd": "status" | "start" | "stop" | "mark" | "preview" | "case", ...arguments}.
 Reply: {"ok": true, ...result} or {"ok": false, "error": "what went wrong", "kind": K}
 where K is "busy" (conflicts with what the box is doing), "bad_request" (the request
 itself is wrong) or "failed" (the box tried and could not); the client raises the
 matching ControlError subclass, and "not_running" when nothing answers.
+
+- {"cmd": "preview"} → {"jpeg_b64", "taken_at_ns", "width", "height", "state"}: the
+  newest live-preview JPEG (base64), when it was exposed (CLOCK_MONOTONIC ns) and the
+  daemon's state; each request keeps the preview coming a few seconds more. "busy"
+  when the camera is not open, "failed" when it has no preview or the preview failed.
+- {"cmd": "case", "case": "CODE" | null} → {"case": "CODE" | null}: the case that
+  recordings started without naming one (the button's) are filed under, until changed;
+  "bad_request" for an unknown case or one without consent to filming.
+
 A Unix socket in the data dir, mode 0660, so only the box's own services reach it.
 """
 
@@ -33,8 +42,9 @@ from appliance.errors import (
 )
 
 log = logging.getLogger(__name__)
-COMMANDS = ("status", "start", "stop", "mark")
+COMMANDS = ("status", "start", "stop", "mark", "preview", "case")
 MAX_REQUEST = 64 * 1024
+MAX_REPLY = 2 * 1024 * 1024   # a preview picture (at most 512 KiB) in base64, and room
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -129,12 +139,7 @@ def request(path: Path, cmd: str, *, timeout: float = 10.0, **args: Any) -> dict
             s.settimeout(timeout)
             s.connect(str(path))
             s.sendall((json.dumps({"cmd": cmd, **args}) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                part = s.recv(65536)
-                if not part:
-                    break
-                data += part
+            data = _read_reply(s)
     except FileNotFoundError:
         raise DaemonNotRunningError(f"the capture daemon is not running (no socket at {path}); "
                                     "start it with `systemctl start vigbox-capture`") from None
@@ -158,6 +163,22 @@ def request(path: Path, cmd: str, *, timeout: float = 10.0, **args: Any) -> dict
         raise error_class(str(reply.get("error") or "the capture daemon refused"))
     reply.pop("ok")
     return reply
+
+
+def _read_reply(s: socket.socket) -> bytes:
+    """One reply line, at most MAX_REPLY bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while not parts or not parts[-1].endswith(b"\n"):
+        part = s.recv(1 << 16)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+        if size > MAX_REPLY:
+            raise DaemonFailedError(f"the capture daemon's answer is longer than "
+                                    f"{MAX_REPLY} bytes")
+    return b"".join(parts)
 
 
 REFUSALS: dict[str, type[ControlError]] = {

@@ -7,6 +7,7 @@ never run on gpiozero's thread. The LED always shows the daemon's state.
 
 from __future__ import annotations
 
+import base64
 import enum
 import logging
 import os
@@ -20,7 +21,7 @@ from gpiozero import Factory
 
 from appliance.capture.button import ButtonGestures
 from appliance.capture.control import ControlServer
-from appliance.capture.preflight import BALLAST_MB, MB
+from appliance.capture.preflight import BALLAST_MB, MB, check_filming_consent
 from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.sd_notify import Notifier
 from appliance.capture.session import Event, Session
@@ -28,7 +29,7 @@ from appliance.capture.sources import Camera, Microphone
 from appliance.capture.status_light import Light, StatusLight
 from appliance.catalog import Catalog, Recording
 from appliance.config import Config
-from appliance.errors import ApplianceError, BusyError, InputError, PreflightError
+from appliance.errors import ApplianceError, BusyError, CameraError, InputError, PreflightError
 from appliance.fsutil import ensure_ballast, free_bytes
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class CaptureDaemon:
         self._recovered = threading.Event()
         self.last_error: str | None = None
         self.last_recording: str | None = None
+        self._case: str | None = None   # recordings started without naming one go here
         self.light: StatusLight | None = None
         self.button: ButtonGestures | None = None
         self.server = ControlServer(config.socket, self.handle_request)
@@ -232,9 +234,11 @@ class CaptureDaemon:
 
     def start_recording(self, pressed_at_ns: int | None = None,
                         case: str | None = None) -> Recording:
-        """Start a recording now; BusyError if one runs, PreflightError if it cannot."""
+        """Start a recording now, for `case` or else the selected case; BusyError if one
+        runs, PreflightError if it cannot."""
         pressed_at_ns = pressed_at_ns or time.monotonic_ns()
         with self._lock:
+            case = case if case is not None else self._case
             if self._state in (State.RECORDING, State.FINALIZING):
                 raise BusyError(f"already {self._state.value}; stop first")
             if self._state is State.STARTING:
@@ -275,6 +279,26 @@ class CaptureDaemon:
         except ApplianceError as e:
             raise PreflightError(f"camera or microphone not ready: {e}") from None
         self._camera_suspect = False
+
+    def select_case(self, case: str | None) -> str | None:
+        """File the recordings started without naming a case (the button's) under `case`
+        from now on (None: under none). NotFoundError, NoConsentError: refused."""
+        if case is not None:
+            check_filming_consent(self.catalog, case)
+        with self._lock:
+            self._case = case
+        log.info("recordings started with the button now go to case %s", case)
+        return case
+
+    def preview(self) -> dict[str, Any]:
+        """The camera's newest live-preview picture, for the control socket. Never under
+        the daemon's lock: the camera may wait for its first picture."""
+        frame = self.camera.preview_jpeg()
+        if frame is None:
+            raise CameraError(f"this camera ({self.camera.name}) offers no live preview")
+        return {"jpeg_b64": base64.b64encode(frame.jpeg).decode("ascii"),
+                "taken_at_ns": frame.taken_ns, "width": frame.width, "height": frame.height,
+                "state": self.state.value}
 
     def mark(self, at_ns: int | None = None, *, source: str = "control") -> dict[str, Any]:
         """Mark a moment in the running recording (the LED acknowledges it)."""
@@ -347,6 +371,7 @@ class CaptureDaemon:
                 "state": self._state.value, "warning": self._warning,
                 "last_error": self.last_error, "last_recording": self.last_recording,
                 "camera": self.camera.name, "microphone": self.mic.name if self.mic else None,
+                "case": self._case,
                 "light": self.light.state.value if self.light else None,
                 "free_mb": free_bytes(self.catalog.layout.root) // 2**20,
                 "recording": session.status() if session and session.running else None,
@@ -363,6 +388,13 @@ class CaptureDaemon:
             if case is not None and not isinstance(case, str):
                 raise InputError("'case' must be a case code")
             return {"recording": self.start_recording(case=case).to_json()}
+        if cmd == "case":
+            case = request.get("case", "")
+            if case is not None and not (isinstance(case, str) and case):
+                raise InputError("'case' must be a case code or null (to choose none)")
+            return {"case": self.select_case(case)}
+        if cmd == "preview":
+            return self.preview()
         if cmd == "mark":
             return {"moment": self.mark(source="control")}
         if cmd == "stop":

@@ -14,7 +14,8 @@ def make_camera(config: Config, marker: SyncMarker) -> Camera:
     c = config.camera
     width, height = c.size
     common = dict(width=width, height=height, fps=c.fps, bitrate=c.bitrate,
-                  keyframe_interval_s=c.keyframe_interval_s)
+                  keyframe_interval_s=c.keyframe_interval_s, preview_fps=c.preview_fps,
+                  preview_width=c.preview_width)
     if c.backend == "synthetic":
         from appliance.capture.camera_synthetic import SyntheticCamera
         return SyntheticCamera(marker=marker, **common)  # type: ignore[arg-type]

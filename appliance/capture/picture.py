@@ -64,3 +64,25 @@ def read_frame_index(luma: np.ndarray) -> int:
 def is_white(luma: np.ndarray) -> bool:
     """True for the sync-marker frame: every part of the picture is (nearly) white."""
     return bool(luma.min() > WHITE_Y - 25)
+
+
+class Shrinker:
+    """Nearest-neighbour resize of raw yuv420p frames: the test picture's live preview
+    (the barcode's cells stay whole blocks when the sizes divide evenly)."""
+
+    def __init__(self, width: int, height: int, to_width: int, to_height: int) -> None:
+        self.width, self.height = width, height
+        self._rows = np.arange(to_height) * height // to_height
+        self._cols = np.arange(to_width) * width // to_width
+        self._chroma_rows = np.arange(to_height // 2) * (height // 2) // (to_height // 2)
+        self._chroma_cols = np.arange(to_width // 2) * (width // 2) // (to_width // 2)
+
+    def __call__(self, frame: bytes) -> bytes:
+        """The smaller frame's raw yuv420p bytes."""
+        w, h = self.width, self.height
+        data = np.frombuffer(frame, np.uint8)
+        luma = data[:w * h].reshape(h, w)
+        chroma = data[w * h:].reshape(2, h // 2, w // 2)
+        small_luma = luma[self._rows][:, self._cols]
+        small_chroma = chroma[:, self._chroma_rows][:, :, self._chroma_cols]
+        return small_luma.tobytes() + small_chroma.tobytes()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from appliance.capture.sources import Camera, Microphone
+from appliance.catalog import Catalog, Consent
 from appliance.config import Config
-from appliance.errors import CameraError, MicrophoneError, PreflightError
+from appliance.errors import CameraError, MicrophoneError, NoConsentError, PreflightError
 from appliance.fsutil import free_bytes
 from appliance.layout import Layout
 
@@ -39,6 +40,14 @@ def check_disk(config: Config, layout: Layout) -> None:
             f"not enough disk space: {free / MB:.0f} MB free, a {minutes:g}-minute recording "
             f"needs {bytes_needed(config) / MB:.0f} MB plus {config.recording.reserve_mb} MB "
             "reserve; sync and remove old recordings first")
+
+
+def check_filming_consent(catalog: Catalog, case: str) -> None:
+    """Refuse a case that does not exist (NotFoundError) or has no consent to filming
+    on record (NoConsentError)."""
+    if not catalog.cases.get(case).allows(Consent.FILMING):
+        raise NoConsentError(f"case {case} has no consent to filming on record; record it "
+                             f"first: `vigbox cases consent {case} --give filming`")
 
 
 def preflight(config: Config, layout: Layout, camera: Camera, mic: Microphone | None) -> None:

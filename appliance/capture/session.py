@@ -19,11 +19,16 @@ from typing import IO, Any
 from appliance.capture.finalize import FinalizeResult, finalize
 from appliance.capture.journal import Journal, remove_journal
 from appliance.capture.live_audio import LiveAudioEncoder
-from appliance.capture.preflight import BALLAST_MB, FINALIZE_ROOM_MB, MB, preflight
+from appliance.capture.preflight import (
+    BALLAST_MB,
+    FINALIZE_ROOM_MB,
+    MB,
+    check_filming_consent,
+    preflight,
+)
 from appliance.capture.sources import AudioChunk, Camera, Microphone, VideoFrame
 from appliance.catalog import (
     Catalog,
-    Consent,
     MomentSource,
     Origin,
     Recording,
@@ -32,7 +37,7 @@ from appliance.catalog import (
     utc_now,
 )
 from appliance.config import Config
-from appliance.errors import ApplianceError, BusyError, CaptureError, CatalogError, NoConsentError
+from appliance.errors import ApplianceError, BusyError, CaptureError, CatalogError
 from appliance.fsutil import (
     atomic_write_json,
     ensure_ballast,
@@ -100,11 +105,8 @@ class Session:
         self.pressed_at_ns = pressed_at_ns or self._clock()
         layout = self.catalog.layout
         preflight(self.config, layout, self.camera, self.mic)
-        if self.case is not None and not self.catalog.cases.get(self.case).allows(
-                Consent.FILMING):
-            raise NoConsentError(f"case {self.case} has no consent to filming on record; "
-                                 f"record it first: `vigbox cases consent {self.case} "
-                                 "--give filming`")
+        if self.case is not None:
+            check_filming_consent(self.catalog, self.case)
         self.id = new_recording_id()
         self.directory = layout.recording_dir(self.id)
         # The row comes first: a crash after it leaves a row that recovery can close.

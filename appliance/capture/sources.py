@@ -6,6 +6,10 @@ All times are nanoseconds on the capture clock, CLOCK_MONOTONIC
 Callbacks run on the source's own thread and must return quickly: the recorder
 only queues what it is given. A backend reports a failure once through
 `on_error(reason)` and then delivers nothing more.
+
+A camera may also offer a live preview (small JPEGs for the tablet, to frame the
+shot): made only while someone asks for it, at a capped rate, and never at the cost
+of a recorded frame.
 """
 
 from __future__ import annotations
@@ -22,6 +26,24 @@ class VideoFrame:
     data: bytes
     pts_ns: int
     keyframe: bool
+
+
+@dataclass(frozen=True)
+class PreviewFrame:
+    """One live-preview picture: a JPEG and when it was exposed (capture clock)."""
+
+    jpeg: bytes
+    taken_ns: int
+    width: int
+    height: int
+
+
+def preview_size(width: int, height: int, max_width: int) -> tuple[int, int]:
+    """The preview's frame size: at most `max_width` wide, the camera's aspect ratio,
+    width a multiple of 16 and height even (what encoders and the ISP accept)."""
+    w = max(16, min(max_width, width) // 16 * 16)
+    h = max(2, round(w * height / width / 2) * 2)
+    return w, h
 
 
 @dataclass(frozen=True)
@@ -43,7 +65,8 @@ ErrorCallback = Callable[[str], None]
 
 
 class Camera(abc.ABC):
-    """A camera with an H.264 encoder. Must override: check, start, stop; may: open, close.
+    """A camera with an H.264 encoder. Must override: check, start, stop; may: open, close,
+    preview_jpeg.
 
     Lifecycle: `open()` once (warms the sensor so a start is quick), then any number of
     `start()`/`stop()` pairs, then `close()`. Each `start()` begins with a keyframe
@@ -53,12 +76,15 @@ class Camera(abc.ABC):
     name: str = "camera"
 
     def __init__(self, *, width: int, height: int, fps: int, bitrate: int,
-                 keyframe_interval_s: float) -> None:
+                 keyframe_interval_s: float, preview_fps: float = 4.0,
+                 preview_width: int = 640) -> None:
         self.width = width
         self.height = height
         self.fps = fps
         self.bitrate = bitrate
         self.keyframe_interval_s = keyframe_interval_s
+        self.preview_fps = preview_fps
+        self.preview_width = preview_width
 
     @property
     def iperiod(self) -> int:
@@ -82,6 +108,13 @@ class Camera(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional: the default does nothing
         """Release the camera."""
+
+    def preview_jpeg(self) -> PreviewFrame | None:
+        """The newest live-preview picture, before and during recordings; None if this
+        camera has no preview. Each call keeps the preview coming for a few seconds more
+        (nobody asking: nothing is made). BusyError if the camera is not open,
+        CameraError if the preview failed. The default: no preview."""
+        return None
 
     def __enter__(self) -> Camera:
         self.open()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,24 @@ from appliance.capture.daemon import CaptureDaemon
 from appliance.capture.devices import make_camera, make_microphone, new_marker
 from appliance.capture.gpio import make_pin_factory
 from appliance.config import Config
+from appliance.errors import DaemonFailedError
 from appliance.services.app import open_app
 
 STOP_TIMEOUT_S = 330.0   # a stop waits for finalizing
 TIMEOUT_S = 15.0
+PREVIEW_TIMEOUT_S = 8.0  # the daemon waits up to 4 s for a first picture; later ones are at hand
+
+
+@dataclass(frozen=True)
+class LivePicture:
+    """One live-preview picture: JPEG bytes, when it was exposed (the box's
+    CLOCK_MONOTONIC, ns), its size, and what the box was doing."""
+
+    jpeg: bytes
+    taken_ns: int
+    width: int
+    height: int
+    state: str
 
 
 class DaemonClient:
@@ -40,6 +56,24 @@ class DaemonClient:
     def mark(self) -> dict[str, Any]:
         """Mark a moment in the running recording."""
         return request(self.socket, "mark", timeout=TIMEOUT_S)
+
+    def set_case(self, case: str | None) -> dict[str, Any]:
+        """File recordings started without a case (the button's) under `case` from now
+        on; None: under none. {"case": case}; DaemonRequestError for an unknown case or
+        one without consent to filming."""
+        return request(self.socket, "case", timeout=TIMEOUT_S, case=case)
+
+    def preview(self) -> LivePicture:
+        """The newest live-preview picture; asking keeps the preview coming a few seconds
+        more. DaemonBusyError if the camera is not open, DaemonFailedError if it has no
+        preview or the preview failed."""
+        reply = request(self.socket, "preview", timeout=PREVIEW_TIMEOUT_S)
+        try:
+            return LivePicture(jpeg=base64.b64decode(reply["jpeg_b64"], validate=True),
+                               taken_ns=int(reply["taken_at_ns"]), width=int(reply["width"]),
+                               height=int(reply["height"]), state=str(reply["state"]))
+        except (KeyError, TypeError, ValueError):  # bad base64 is a ValueError too
+            raise DaemonFailedError("the capture daemon sent an unreadable preview") from None
 
 
 def run_daemon(config: Config, stop: threading.Event) -> None:
