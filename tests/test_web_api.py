@@ -3,6 +3,7 @@ the recorder; bad input gets a clear 4xx, never a 500."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from appliance.config import Config
 from appliance.probe import probe
 from appliance.services import media as media_service
 from appliance.services.app import App
+from appliance.services.imports import import_file
 from appliance.web.openapi import document
 from tests.web_support import Tablet, running_daemon, wait_until
 
@@ -276,3 +278,59 @@ def test_job_cancel_through_the_api(admin: Tablet, film: str, app: App) -> None:
     assert app.catalog.jobs.get(job["id"]).status is JobStatus.CANCELLED
     [clip] = admin.get(f"/api/recordings/{film}").get_json()["clips"]
     assert clip["status"] == "cancelled" and clip["url"] is None
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"at_s": 1' + b"0" * 400 + b"}",            # a number too large for a float
+    b'{"at_s": 1, "note": "\\ud800"}',              # a lone surrogate: cannot be stored
+    b"[" * 60_000,                                  # nesting deep enough to recurse out
+])
+def test_hostile_json_is_a_clear_400(admin: Tablet, film: str, raw: bytes) -> None:
+    response = admin.call("POST", f"/api/recordings/{film}/moments", data=raw,
+                          content_type="application/json")
+    assert response.status_code in (400, 413), response.get_data()
+    assert response.is_json
+
+
+def test_a_clip_cannot_borrow_another_recordings_moment(admin: Tablet, film: str, app: App,
+                                                        barcode_film: Path,
+                                                        tmp_path: Path) -> None:
+    shutil.copy(barcode_film, tmp_path / "other.mp4")
+    other = import_file(app, tmp_path / "other.mp4", case=None, actor="test").id
+    moment = admin.post(f"/api/recordings/{other}/moments", {"at_s": 2.0}).get_json()
+    wrong = admin.post(f"/api/recordings/{film}/clips",
+                       {"start_s": 1, "end_s": 3, "moment_id": moment["id"]})
+    assert "not in recording" in error_of(wrong, 400)
+    error_of(admin.post(f"/api/recordings/{film}/clips",
+                        {"start_s": 1, "end_s": 3, "moment_id": 999_999}), 404)
+
+
+def test_errors_do_not_name_files_on_the_box(admin: Tablet, config: Config) -> None:
+    root = str(config.data_path)
+    for response in (admin.post("/api/record/start", {}), admin.get("/api/live.jpg"),
+                     admin.get("/api/status")):
+        assert root not in response.get_data(as_text=True)
+
+
+def test_an_upload_the_disk_cannot_hold_is_refused(admin: Tablet, app: App,
+                                                   barcode_film: Path) -> None:
+    import dataclasses
+
+    from appliance.fsutil import free_bytes
+    huge_reserve = free_bytes(app.layout.root) // 2**20 + 1
+    object.__setattr__(app, "config", dataclasses.replace(app.config, recording=dataclasses
+                       .replace(app.config.recording, reserve_mb=huge_reserve)))
+    response = admin.post("/api/imports", None, data=barcode_film.read_bytes(),
+                          headers={"X-Filename": "phone.mp4"},
+                          content_type="application/octet-stream")
+    assert "not enough free space" in error_of(response, 400)
+    assert "phone.mp4" in response.get_json()["error"]
+    assert app.catalog.recordings.list() == []
+
+
+def test_a_failed_import_names_the_guiders_file(admin: Tablet) -> None:
+    response = admin.post("/api/imports", None, data=b"\x00" * 5000,
+                          headers={"X-Filename": "holiday.mov"},
+                          content_type="application/octet-stream")
+    message = error_of(response, 400)
+    assert ".upload-" not in message and "uploads" not in message

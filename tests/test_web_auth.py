@@ -165,21 +165,55 @@ def test_session_cookie_is_strict_and_http_only(app: App, flask_app: Flask) -> N
     assert "Max-Age=1800" in cookie or "Expires" in cookie
 
 
-def test_idle_session_ends(admin: Tablet) -> None:
+def age_sessions(app: App, *, idle_s: float = 0, created_s: float = 0) -> None:
+    """Move every session's clocks back, as if time had passed."""
+    with app.catalog.db.transaction() as db:
+        db.execute("UPDATE web_sessions SET seen=seen-?, created=created-?",
+                   (idle_s, created_s))
+
+
+def test_idle_session_ends(admin: Tablet, app: App) -> None:
     assert admin.get("/api/cases").status_code == 200
-    with admin.client.session_transaction() as session:
-        session["seen"] -= 31 * 60
+    age_sessions(app, idle_s=31 * 60)
     assert admin.get("/api/cases").status_code == 401
     assert admin.get("/").headers["Location"].startswith("/login")
+    # A form sent after the timeout asks for a login, not a confusing CSRF refusal.
+    assert admin.post("/api/cases", {"code": "FAM-1"}).status_code == 401
 
 
-def test_polling_does_not_keep_an_idle_session_alive(admin: Tablet) -> None:
-    with admin.client.session_transaction() as session:
-        session["seen"] -= 29 * 60
+def test_polling_does_not_keep_an_idle_session_alive(admin: Tablet, app: App) -> None:
+    age_sessions(app, idle_s=29 * 60)
     assert admin.get("/api/status", headers={"X-Vigbox-Poll": "1"}).status_code == 200
-    with admin.client.session_transaction() as session:
-        session["seen"] -= 2 * 60
+    age_sessions(app, idle_s=2 * 60)
     assert admin.get("/api/cases").status_code == 401
+
+
+def test_a_busy_session_still_ends_after_a_working_day(admin: Tablet, app: App) -> None:
+    age_sessions(app, created_s=11 * 3600)
+    assert admin.get("/api/cases").status_code == 200
+    age_sessions(app, created_s=1.1 * 3600)
+    assert admin.get("/api/cases").status_code == 401
+
+
+def test_logout_ends_the_session_on_the_box(admin: Tablet) -> None:
+    copied = admin.client.get_cookie("vigbox")
+    assert copied is not None
+    response = admin.client.post("/logout", data={"csrf_token": admin.token})
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    admin.client.set_cookie("vigbox", copied.value)  # a cookie copied before logout
+    assert admin.get("/api/cases").status_code == 401
+    # Logging out again (an old page's button) just goes to the login page.
+    assert admin.client.post("/logout").status_code == 302
+
+
+def test_a_remade_account_does_not_revive_old_sessions(app: App, flask_app: Flask,
+                                                       admin: Tablet) -> None:
+    app.catalog.accounts.set_passphrase("bob", PASSPHRASE, actor="test")
+    bob = Tablet(flask_app.test_client())
+    assert bob.log_in("bob").status_code == 302
+    app.catalog.accounts.remove("bob", actor="test")
+    app.catalog.accounts.set_passphrase("bob", PASSPHRASE, admin=True, actor="test")
+    assert bob.get("/api/users").status_code == 401
 
 
 def test_a_new_passphrase_ends_older_sessions(admin: Tablet, app: App) -> None:
@@ -241,8 +275,53 @@ def test_login_redirects_only_inside_the_box(admin: Tablet, flask_app: Flask) ->
     tablet = Tablet(flask_app.test_client())
     tablet.refresh_token()
     for target, expected in (("/cases", "/cases"), ("//evil.example/", "/"),
-                             ("https://evil.example/", "/")):
+                             ("https://evil.example/", "/"), ("/%09/evil.example/x", "/"),
+                             ("/%0a/evil.example/x", "/"), ("/%5C/evil.example", "/"),
+                             ("/%20/evil.example", "/"), ("/review/x?y=1", "/review/x?y=1")):
         response = tablet.client.post(f"/login?next={target}", data={
             "username": "admin", "password": PASSPHRASE, "csrf_token": tablet.token})
         assert response.headers["Location"] == expected
         tablet.refresh_token()
+
+
+def test_parallel_guesses_cannot_pass_an_open_lock(app: App) -> None:
+    """Many guesses at once (a tablet's 16 server threads) still meet the lock."""
+    import threading
+    app.catalog.accounts.set_passphrase("admin", PASSPHRASE, admin=True, actor="test")
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def guess(i: int) -> None:
+        try:
+            app.catalog.accounts.authenticate("admin", f"guess {i}", client=f"10.1.0.{i}")
+        except LockedOutError:
+            result = "locked"
+        except AuthError:
+            result = "checked"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(outcomes) == 16
+    assert outcomes.count("checked") <= FREE_FAILURES, outcomes
+
+
+def test_large_bodies_are_refused_before_login(flask_app: Flask) -> None:
+    client = flask_app.test_client()
+    big = b"x" * (200 * 1024)
+    response = client.post("/login", data={"username": "a", "password": "b",
+                                           "csrf_token": "t", "junk": big.decode()})
+    assert response.status_code == 413
+    response = client.post("/api/cases", data=big, content_type="application/json")
+    assert response.status_code in (401, 413)
+
+
+def test_odd_csrf_tokens_are_refused_not_crashed(admin: Tablet) -> None:
+    for token in ("\u00e9t\u00e9", "x" * 5000, ""):
+        response = admin.client.post("/api/cases", json={"code": "FAM-1"},
+                                     headers={"X-CSRF-Token": token.encode().decode("latin-1")})
+        assert response.status_code in (403, 431), token

@@ -34,12 +34,13 @@ from appliance.catalog.recordings import (
     new_recording_id,
 )
 from appliance.catalog.schema import MIGRATIONS
+from appliance.catalog.sessions import Sessions
 from appliance.catalog.tags import Tag, Tags
 from appliance.fsutil import release_ballast
 from appliance.layout import Layout
 
 __all__ = [
-    "Accounts", "Tag", "Tags", "User",
+    "Accounts", "Sessions", "Tag", "Tags", "User",
     "Assets", "AssetsTable", "AssetStatus", "AuditEntry", "AuditLog", "CONSENT_SCOPES", "Case",
     "Cases", "Catalog", "Clip", "Consent", "Film", "INTERRUPTED", "Job", "JobKind", "JobQueue",
     "JobStatus", "Layout", "Media", "MediaStatus", "Moment", "MomentSource", "Moments",
@@ -63,6 +64,7 @@ class Catalog:
         self.media = Media(self.db, self.jobs, self.layout)
         self.assets = AssetsTable(self.db, self.jobs, self.layout)
         self.accounts = Accounts(self.db, self.audit)
+        self.sessions = Sessions(self.db)
         self.tags = Tags(self.db, self.audit)
 
     @property

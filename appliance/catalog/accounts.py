@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ MAX_LOCKOUT_S = 15 * 60.0
 FORGET_AFTER_S = 24 * 3600.0   # a quiet day wipes the slate
 # Checked when the account is unknown, so a wrong name costs as long as a wrong passphrase.
 _DUMMY_HASH = generate_password_hash("not a passphrase of anyone")
+# scrypt takes tens of MB and ~0.1 s: a burst of logins must not take every core and
+# the memory of a 1 GB Pi.
+_HASH_CHECKS = threading.BoundedSemaphore(2)
 
 
 def check_user_name(name: str) -> str:
@@ -96,6 +100,8 @@ class Accounts:
                 is_admin = row["is_admin"] if admin is None else int(admin)
                 db.execute("UPDATE users SET pw_hash=?, is_admin=?, generation=generation+1,"
                            " updated_at=? WHERE name=?", (pw_hash, is_admin, now, name))
+                # A new passphrase ends every session the old one opened.
+                db.execute("DELETE FROM web_sessions WHERE user=?", (name,))
                 self._audit.append_in(db, "user.passphrase", name, actor=actor)
             db.execute("DELETE FROM login_failures WHERE key=?", (f"user:{name}",))
             return _user(self._row(db, name)), row is None
@@ -118,6 +124,7 @@ class Accounts:
                     raise InputError(f"{name!r} is the only administrator: make another "
                                      "administrator first")
             db.execute("DELETE FROM users WHERE name=?", (name,))
+            db.execute("DELETE FROM web_sessions WHERE user=?", (name,))
             self._audit.append_in(db, "user.remove", name, actor=actor)
 
     def get(self, name: str) -> User:
@@ -146,30 +153,35 @@ class Accounts:
         """The account if the passphrase is right; AuthError if not, LockedOutError while
         the account or the client is locked out after repeated failures."""
         now = time.time() if now is None else now
-        keys = [f"user:{name[:64]}", f"client:{client[:64]}"]
-        self._check_locks(keys, now)
-        with self._db.read() as db:
+        user_key, client_key = f"user:{name[:64]}", f"client:{client[:64]}"
+        # The attempt counts as a failure before the slow hash check, in the same
+        # transaction as the lock check: parallel guesses cannot all pass an open lock.
+        with self._db.transaction() as db:
+            self._check_locks_in(db, [user_key, client_key], now)
+            for key in (user_key, client_key):
+                self._fail_in(db, key, now)
             row = db.execute("SELECT * FROM users WHERE name=?", (name,)).fetchone()
-        ok = check_password_hash(row["pw_hash"] if row else _DUMMY_HASH, passphrase)
+        with _HASH_CHECKS:
+            ok = check_password_hash(row["pw_hash"] if row else _DUMMY_HASH, passphrase)
         with self._db.transaction() as db:
             if row is None or not ok:
-                for key in keys:
-                    self._fail_in(db, key, now)
                 self._audit.append_in(db, "login.failed", None, actor="web",
                                       detail={"client": client[:64]})
             else:
-                db.executemany("DELETE FROM login_failures WHERE key=?", [(k,) for k in keys])
+                # The account's count is cleared; the client's is not: an account of
+                # one's own must not reset the count of guesses at others.
+                self._unfail_in(db, client_key)
+                db.execute("DELETE FROM login_failures WHERE key=?", (user_key,))
                 self._audit.append_in(db, "login", name, actor=name,
                                       detail={"client": client[:64]})
-        # Raised after the commit: the failure must count.
         if row is None or not ok:
             raise AuthError("wrong account name or passphrase")
         return _user(row)
 
-    def _check_locks(self, keys: builtins.list[str], now: float) -> None:
-        with self._db.read() as db:
-            rows = db.execute(f"SELECT * FROM login_failures WHERE key IN "
-                              f"({','.join('?' * len(keys))})", keys).fetchall()
+    @staticmethod
+    def _check_locks_in(db: sqlite3.Connection, keys: builtins.list[str], now: float) -> None:
+        rows = db.execute(f"SELECT * FROM login_failures WHERE key IN "
+                          f"({','.join('?' * len(keys))})", keys).fetchall()
         wait = max((r["locked_until"] - now for r in rows), default=0.0)
         if wait > 0:
             raise LockedOutError(f"too many failed logins: try again in {_words(wait)}",
@@ -186,6 +198,14 @@ class Accounts:
                    " VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET failures=excluded.failures,"
                    " locked_until=excluded.locked_until, last_at=excluded.last_at",
                    (key, failures, locked, now))
+
+    @staticmethod
+    def _unfail_in(db: sqlite3.Connection, key: str) -> None:
+        # Take back the failure counted up front for an attempt that succeeded.
+        # (and the lock it may have set; earlier failures still count toward the next).
+        db.execute("UPDATE login_failures SET failures=failures-1, locked_until=0 WHERE key=?",
+                   (key,))
+        db.execute("DELETE FROM login_failures WHERE key=? AND failures<=0", (key,))
 
     @staticmethod
     def _row(db: sqlite3.Connection, name: str) -> sqlite3.Row:

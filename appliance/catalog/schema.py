@@ -195,6 +195,15 @@ MIGRATIONS.append(
         locked_until REAL NOT NULL DEFAULT 0,
         last_at REAL NOT NULL
     );
+    -- Sessions of the tablet UI: the cookie names a row, so logout, a removed account
+    -- or a new passphrase end them on the box, whatever a copied cookie says.
+    CREATE TABLE web_sessions (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        created REAL NOT NULL,
+        seen REAL NOT NULL
+    );
+    CREATE INDEX web_sessions_user ON web_sessions(user);
     CREATE TABLE tags (
         id INTEGER PRIMARY KEY,
         label TEXT NOT NULL UNIQUE,

@@ -10,7 +10,7 @@ from pathlib import Path
 from appliance.cli.common import ACTOR, Command, Parser, emit, stop_on_signals
 from appliance.config import Config
 from appliance.errors import InputError
-from appliance.services import accounts
+from appliance.services import accounts, imports
 from appliance.services.app import open_app
 
 
@@ -90,6 +90,8 @@ def cmd_web(args: argparse.Namespace, config: Config) -> int:
     stop = stop_on_signals()
     web = config.web
     with open_app(config) as app:
+        imports.clear_uploads(app)  # half-received by a web process that was killed
+        app.catalog.sessions.sweep(older_than_s=24 * 3600)
         tls = None
         if args.tls:
             root = app.layout.root

@@ -34,8 +34,10 @@ def box_status(app: App, daemon: DaemonClient) -> dict[str, Any]:
     try:
         status = daemon.status()
     except ControlError as e:
-        status = {"state": "offline" if e.kind == "not_running" else "error",
-                  "last_error": str(e), "recording": None, "light": None}
+        offline = e.kind == "not_running"
+        status = {"state": "offline" if offline else "error",
+                  "last_error": "the recorder is not running: restart the box" if offline
+                  else str(e), "recording": None, "light": None}
     status["free_minutes"] = free_minutes(app)
     status["max_seconds"] = app.config.recording.max_seconds
     return status

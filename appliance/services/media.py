@@ -67,6 +67,8 @@ def request_clip(app: App, rec_id: str, start_s: float, end_s: float, *, exact: 
             raise InputError("a caption needs a frame-exact clip (--exact): a fast clip "
                              "is copied, not re-encoded, so no text can be drawn on it")
     check_span(src, start_s, end_s, cfg)
+    if moment_id is not None and app.catalog.moments.get(moment_id).recording_id != rec_id:
+        raise InputError(f"moment {moment_id} is not in recording {rec_id}")
     return app.catalog.jobs.get(app.catalog.media.request_clip(
         rec_id, start_s, end_s, exact=exact, handles_s=handles_s, caption=caption,
         moment_id=moment_id, actor=actor))

@@ -58,8 +58,13 @@ def set_case() -> Response:
 
 @bp.get("/live.jpg")
 def live() -> Response:
-    """The camera's latest low-resolution picture (poll a few times a second)."""
-    frame = ctx().daemon.preview()
+    """The camera's latest low-resolution picture (poll a few times a second); watching
+    is audited once per account and while."""
+    context = ctx()
+    frame = context.daemon.preview()
+    who = actor()
+    if context.first_view(who, "live", "camera"):
+        context.app.catalog.audit.append("view.live", None, actor=who)
     response = Response(frame.jpeg, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Time-Ns"] = str(frame.taken_ns)

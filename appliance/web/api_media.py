@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from appliance.errors import InputError
 from appliance.services import accounts as account_service
 from appliance.services import imports as import_service
 from appliance.services import media as media_service
@@ -18,7 +13,6 @@ from appliance.web.context import ctx
 from appliance.web.security import actor, admin_only
 
 bp = Blueprint("api_media", __name__, url_prefix="/api")
-UPLOAD_CHUNK = 1024 * 1024
 
 
 @bp.post("/recordings/<rec_id>/clips")
@@ -66,25 +60,10 @@ def cancel(job_id: int) -> ResponseReturnValue:
 def upload() -> ResponseReturnValue:
     """Upload a video (raw bytes of the file as the body, its name in X-Filename, a case
     in ?case=); it becomes a recording like one filmed on the box."""
-    app = ctx().app
-    case = request.args.get("case") or None
-    name = os.path.basename(request.headers.get("X-Filename", "upload.mp4"))[:120]
-    if not request.content_length:
-        raise InputError("the uploaded file is empty (or was sent without its length)")
-    staging = app.layout.root / "uploads"
-    staging.mkdir(exist_ok=True)
-    suffix = os.path.splitext(name)[1].lower()[:8] if "." in name else ""
-    tmp = staging / f".upload-{secrets.token_hex(8)}{suffix if suffix.isascii() else ''}"
-    try:
-        with open(tmp, "wb") as out:
-            shutil.copyfileobj(request.stream, out, UPLOAD_CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        if tmp.stat().st_size != request.content_length:
-            raise InputError("the upload was cut short: try again")
-        rec = import_service.import_file(app, tmp, case=case, actor=actor())
-    finally:
-        tmp.unlink(missing_ok=True)
+    rec = import_service.import_upload(
+        ctx().app, request.stream, request.content_length or 0,
+        name=request.headers.get("X-Filename", "upload.mp4"),
+        case=request.args.get("case") or None, actor=actor())
     return jsonify(present.recording(rec)), 201
 
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from appliance.errors import AuthError, InputError, LockedOutError
 from appliance.services import accounts
 from appliance.web.context import ctx
-from appliance.web.security import current_user, start_session
+from appliance.web.security import current_user, end_session, start_session
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a path on this box: never an absolute URL (no open redirect).
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    # Only a plain path on this box: never another host, however spelled (no open
+    # redirect: browsers drop tabs and newlines, read "\\" as "/").
+    if (target and target.startswith("/") and target.isprintable() and target.isascii()
+            and not any(c in target for c in " \\") and not target.startswith("//")):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("pages.home")
 
 
@@ -77,5 +83,5 @@ def setup() -> Response | str:
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
     """End the session (a POST with the CSRF token, so no link can log a guider out)."""
-    session.clear()
+    end_session()
     return redirect(url_for("auth.login"))  # type: ignore[return-value]

@@ -3,6 +3,7 @@ clear 400 naming the field. Never a 500 for what a client sent."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -25,7 +26,12 @@ def json_body(*, allowed: set[str]) -> dict[str, Any]:
         return {}
     if not request.is_json:
         raise InputError("send the request body as application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = json.loads(raw)
+        # Lone surrogates ("\ud800") parse but cannot be stored: refuse them here.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
+        data = None
     if not isinstance(data, dict):
         raise InputError("the request body must be a JSON object")
     unknown = set(data) - allowed
@@ -43,10 +49,13 @@ def number(data: dict[str, Any], key: str, *, required: bool = True,
             raise InputError(f"{key!r} is required")
         return default
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value):
-        raise InputError(f"{key!r} must be a number")
-    return float(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise InputError(f"{key!r} must be a number")
+        return float(value)
+    except OverflowError:
+        raise InputError(f"{key!r} must be a number of a sensible size") from None
 
 
 def integer(data: dict[str, Any], key: str, *, required: bool = True) -> int | None:

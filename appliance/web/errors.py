@@ -21,6 +21,8 @@ from appliance.errors import (
 from appliance.web.security import CsrfError, current_user
 
 log = logging.getLogger(__name__)
+NOT_RUNNING = ("the recorder is not running: restart the box; if it stays, ask the "
+               "administrator (`systemctl status vigbox-capture`)")
 CONTROL_STATUS = {"busy": 409, "bad_request": 400, "not_running": 503, "failed": 500}
 
 
@@ -43,6 +45,16 @@ def status_of(e: ApplianceError) -> int:
     if isinstance(e, CatalogError):
         return 503
     return 500
+
+
+def words_for(e: ApplianceError, status: int) -> str:
+    """What the tablet is told: the error's own words, except where they would name
+    files on the box (the details are in the log)."""
+    if isinstance(e, ControlError) and e.kind == "not_running":
+        return NOT_RUNNING
+    if isinstance(e, CatalogError) and not isinstance(e, NotFoundError):
+        return "the box's catalog could not do that just now (logged): try again"
+    return str(e)
 
 
 def _answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -70,7 +82,7 @@ def install(app: Flask) -> None:
         headers = {}
         if isinstance(e, LockedOutError):
             headers["Retry-After"] = str(max(1, round(e.retry_after_s)))
-        return _answer(status, str(e), headers)
+        return _answer(status, words_for(e, status), headers)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Response:

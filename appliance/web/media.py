@@ -26,5 +26,6 @@ def media(kind: str, item_id: str) -> Response:
                          max_age=0, download_name=path.name)
     # Inline, never as an attachment: the UI shows media, it does not hand files out.
     response.headers["Content-Disposition"] = "inline"
-    response.headers["Cache-Control"] = "private, no-cache"
+    # Children's footage is not kept in the tablet's browser cache.
+    response.headers["Cache-Control"] = "no-store"
     return response

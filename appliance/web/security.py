@@ -10,15 +10,14 @@ import functools
 import hmac
 import os
 import secrets
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, g, redirect, request, session, url_for
+from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from appliance.catalog import User
+from appliance.catalog import Catalog, User
 from appliance.errors import AuthError, NotFoundError
 from appliance.fsutil import atomic_write_bytes
 
@@ -27,6 +26,9 @@ PUBLIC = frozenset({"auth.login", "auth.setup", "auth.logout", "static"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+MAX_SESSION_S = 12 * 3600     # a working day, however busy: then log in again
+SMALL_BODY = 64 * 1024        # every request but an upload
+UPLOAD_ENDPOINT = "api_media.upload"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -60,11 +62,23 @@ def csrf_token() -> str:
 
 
 def start_session(user: User) -> None:
-    """A fresh session for a user who just logged in (a new id and token: no fixation)."""
+    """A fresh session for a user who just logged in: a new id kept on the box, a new
+    token (no fixation)."""
+    catalog = _catalog()
+    old = session.get("sid")
+    if isinstance(old, str):
+        catalog.sessions.end(old)
     session.clear()
     session.permanent = True
-    session.update(user=user.name, gen=user.generation, seen=time.time(),
-                   csrf=secrets.token_urlsafe(32))
+    session.update(sid=catalog.sessions.start(user.name), csrf=secrets.token_urlsafe(32))
+
+
+def end_session() -> None:
+    """Log out: the session ends on the box, so a copied cookie is worth nothing."""
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        _catalog().sessions.end(sid)
+    session.clear()
 
 
 def current_user() -> User | None:
@@ -102,17 +116,21 @@ def install(app: Flask, *, idle_timeout_s: float, secure_cookie: bool) -> None:
 
     @app.before_request
     def check_session() -> ResponseReturnValue | None:
-        g.user = _session_user(app, idle_timeout_s)
-        if request.method in UNSAFE_METHODS:
-            _check_csrf()
-        if request.endpoint in PUBLIC:
-            return None
+        # Only an upload may send a large body; everything else is a small form or JSON
+        # (set before anything reads the body, so a stranger cannot make the box store
+        # gigabytes before being turned away).
+        if request.endpoint != UPLOAD_ENDPOINT:
+            request.max_content_length = SMALL_BODY
+        g.user = _session_user(idle_timeout_s)
         if request.endpoint is None:
             abort(404)  # unknown URL: 404 without saying whether a login would help
-        if g.user is None:
+        if request.endpoint not in PUBLIC and g.user is None:
             if _wants_json():
                 raise AuthError("log in first")
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if request.method in UNSAFE_METHODS and not (
+                request.endpoint == "auth.logout" and g.user is None):
+            _check_csrf()
         return None
 
     @app.after_request
@@ -129,27 +147,27 @@ def install(app: Flask, *, idle_timeout_s: float, secure_cookie: bool) -> None:
         return response
 
 
-def _session_user(app: Flask, idle_timeout_s: float) -> User | None:
-    name = session.get("user")
-    if not isinstance(name, str):
+def _catalog() -> Catalog:
+    catalog: Catalog = current_app.extensions["vigbox"].catalog
+    return catalog
+
+
+def _session_user(idle_timeout_s: float) -> User | None:
+    sid = session.get("sid")
+    if not isinstance(sid, str):
         return None
-    now = time.time()
-    seen = session.get("seen")
-    if not isinstance(seen, (int, float)) or now - seen > idle_timeout_s:
+    catalog = _catalog()
+    # Polling (status, job progress, live view) is not the guider using the tablet.
+    name = catalog.sessions.check(sid, idle_s=idle_timeout_s, max_age_s=MAX_SESSION_S,
+                                  touch=request.headers.get("X-Vigbox-Poll") != "1")
+    if name is None:
         session.clear()
         return None
     try:
-        user = app.extensions["vigbox"].catalog.accounts.get(name)
+        return catalog.accounts.get(name)
     except NotFoundError:
         session.clear()
         return None
-    if user.generation != session.get("gen"):
-        session.clear()  # the passphrase changed: every older session ends
-        return None
-    # Polling (status, job progress, live view) is not the guider using the tablet.
-    if request.headers.get("X-Vigbox-Poll") != "1":
-        session["seen"] = now
-    return user
 
 
 def _check_csrf() -> None:
@@ -158,7 +176,8 @@ def _check_csrf() -> None:
     if sent is None and request.mimetype in ("application/x-www-form-urlencoded",
                                              "multipart/form-data"):
         sent = request.form.get(CSRF_FIELD)
-    if not isinstance(expected, str) or not sent or not hmac.compare_digest(expected, sent):
+    if not isinstance(expected, str) or not sent or not hmac.compare_digest(
+            expected.encode(), sent.encode("utf-8", "replace")):
         raise CsrfError("this page is out of date or was not sent by the box's own UI: "
                         "reload it and try again")
 

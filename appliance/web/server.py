@@ -56,8 +56,13 @@ class WebServer:
         self._thread.start()
         log.info("tablet UI at %s", self.url)
 
-    def stop(self) -> None:
-        """Stop serving (open requests get a moment to finish)."""
-        self._server.stop()
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop serving: open requests get a moment to finish; a request that will not
+        (a long import) is abandoned after `timeout_s` rather than holding the stop."""
+        stopper = threading.Thread(target=self._server.stop, name="web-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout_s)
+        if stopper.is_alive():
+            log.warning("the web server did not stop within %.0f s; leaving anyway", timeout_s)
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(1)

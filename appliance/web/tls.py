@@ -12,18 +12,22 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.fsutil import atomic_write_bytes
 
-VALID_DAYS = 3650
+# Apple devices refuse server certificates valid for more than 825 days, or without
+# the serverAuth extended key usage, whatever profile is trusted.
+VALID_DAYS = 825
+RENEW_DAYS = 30
 # The address the box's own Wi-Fi gives it (NetworkManager's shared mode).
 HOTSPOT_ADDRESS = "10.42.0.1"
 
 
 def ensure_certificate(cert: Path, key: Path) -> tuple[Path, Path]:
-    """The certificate and key, made if either is missing."""
-    if cert.is_file() and key.is_file():
+    """The certificate and key, made if either is missing or the certificate is about to
+    expire (a renewed certificate must be trusted on the tablet again)."""
+    if cert.is_file() and key.is_file() and not _expiring(cert):
         return cert, key
     private = ec.generate_private_key(ec.SECP256R1())
     host = socket.gethostname() or "vigbox"
@@ -40,6 +44,13 @@ def ensure_certificate(cert: Path, key: Path) -> tuple[Path, Path]:
         .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                       critical=False)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False,
+                                     decipher_only=False), critical=True)
         .sign(private, hashes.SHA256()))
     old = os.umask(0o177)
     try:
@@ -50,3 +61,12 @@ def ensure_certificate(cert: Path, key: Path) -> tuple[Path, Path]:
         os.umask(old)
     atomic_write_bytes(cert, certificate.public_bytes(serialization.Encoding.PEM))
     return cert, key
+
+
+def _expiring(cert: Path) -> bool:
+    try:
+        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    except ValueError:
+        return True  # unreadable: make a new one
+    left = loaded.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    return left < datetime.timedelta(days=RENEW_DAYS)
