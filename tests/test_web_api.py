@@ -233,6 +233,9 @@ def test_record_mark_and_stop_through_the_daemon(admin: Tablet, config: Config,
     assert rec.case == "FAM-7" and rec.status == "ready"
     [moment] = app.catalog.moments.list(rec.id)
     assert moment.source == "control"
+    # The audit log names the account that pressed Record and Mark on the tablet.
+    actors = {(e.action, e.actor) for e in app.catalog.audit.entries() if e.subject == rec.id}
+    assert ("recording.recording", "admin") in actors and ("moment.add", "admin") in actors
 
 
 def test_upload_import(admin: Tablet, barcode_film: Path, app: App) -> None:

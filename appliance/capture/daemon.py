@@ -24,6 +24,7 @@ from appliance.capture.control import ControlServer
 from appliance.capture.preflight import BALLAST_MB, MB, check_filming_consent
 from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.sd_notify import Notifier
+from appliance.capture.session import ACTOR as SESSION_ACTOR
 from appliance.capture.session import Event, Session
 from appliance.capture.sources import Camera, Microphone
 from appliance.capture.status_light import Light, StatusLight
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 300
 SHUTDOWN_TIMEOUT_S = 60
 RECOVERY_NICE = 10   # recovery yields the CPU to whatever else starts meanwhile
+
+
+def request_actor(request: dict[str, Any]) -> str:
+    """Who sent a control request, for the audit log: an account name the web UI passes
+    on, else "control" (a shell on the box)."""
+    actor = request.get("actor")
+    if isinstance(actor, str) and 0 < len(actor) <= 64 and actor.isprintable():
+        return actor
+    return "control"
 
 
 class State(enum.Enum):
@@ -233,7 +243,7 @@ class CaptureDaemon:
     # -- commands -------------------------------------------------------------------------
 
     def start_recording(self, pressed_at_ns: int | None = None,
-                        case: str | None = None) -> Recording:
+                        case: str | None = None, actor: str = SESSION_ACTOR) -> Recording:
         """Start a recording now, for `case` or else the selected case; BusyError if one
         runs, PreflightError if it cannot."""
         pressed_at_ns = pressed_at_ns or time.monotonic_ns()
@@ -249,7 +259,8 @@ class CaptureDaemon:
             try:
                 self._reopen_camera_if_needed()
                 session = Session(catalog=self.catalog, config=self.config, camera=self.camera,
-                                  mic=self.mic, case=case, on_event=self._on_event)
+                                  mic=self.mic, case=case, on_event=self._on_event,
+                                  actor=actor)
                 self._session = session
                 self._warning = False
                 rec = session.start(pressed_at_ns)
@@ -280,13 +291,14 @@ class CaptureDaemon:
             raise PreflightError(f"camera or microphone not ready: {e}") from None
         self._camera_suspect = False
 
-    def select_case(self, case: str | None) -> str | None:
+    def select_case(self, case: str | None, actor: str = SESSION_ACTOR) -> str | None:
         """File the recordings started without naming a case (the button's) under `case`
         from now on (None: under none). NotFoundError, NoConsentError: refused."""
         if case is not None:
             check_filming_consent(self.catalog, case)
         with self._lock:
             self._case = case
+        self.catalog.audit.append("capture.case", case, actor=actor)
         log.info("recordings started with the button now go to case %s", case)
         return case
 
@@ -300,13 +312,14 @@ class CaptureDaemon:
                 "taken_at_ns": frame.taken_ns, "width": frame.width, "height": frame.height,
                 "state": self.state.value}
 
-    def mark(self, at_ns: int | None = None, *, source: str = "control") -> dict[str, Any]:
+    def mark(self, at_ns: int | None = None, *, source: str = "control",
+             actor: str = SESSION_ACTOR) -> dict[str, Any]:
         """Mark a moment in the running recording (the LED acknowledges it)."""
         with self._lock:
             session = self._session
             if session is None or self._state is not State.RECORDING:
                 raise BusyError("nothing is being recorded, so there is nothing to mark")
-        moment = session.mark(at_ns, source=source)
+        moment = session.mark(at_ns, source=source, actor=actor)
         if self.light is not None:
             self.light.flash_mark()
         return moment
@@ -383,20 +396,21 @@ class CaptureDaemon:
         cmd = request["cmd"]
         if cmd == "status":
             return self.status()
+        actor = request_actor(request)
         if cmd == "start":
             case = request.get("case")
             if case is not None and not isinstance(case, str):
                 raise InputError("'case' must be a case code")
-            return {"recording": self.start_recording(case=case).to_json()}
+            return {"recording": self.start_recording(case=case, actor=actor).to_json()}
         if cmd == "case":
             case = request.get("case", "")
             if case is not None and not (isinstance(case, str) and case):
                 raise InputError("'case' must be a case code or null (to choose none)")
-            return {"case": self.select_case(case)}
+            return {"case": self.select_case(case, actor)}
         if cmd == "preview":
             return self.preview()
         if cmd == "mark":
-            return {"moment": self.mark(source="control")}
+            return {"moment": self.mark(source="control", actor=actor)}
         if cmd == "stop":
-            return {"recording": self.stop_recording("stopped by request").to_json()}
+            return {"recording": self.stop_recording(f"stopped by {actor}").to_json()}
         raise InputError(f"unknown command {cmd!r}")

@@ -70,8 +70,10 @@ class Session:
     def __init__(self, *, catalog: Catalog, config: Config, camera: Camera,
                  mic: Microphone | None, case: str | None = None,
                  clock: Callable[[], int] = time.monotonic_ns,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None,
+                 actor: str = ACTOR) -> None:
         self.catalog = catalog
+        self.actor = actor   # who started it: the box's button, or an account on the tablet
         self.config = config
         self.camera = camera
         self.mic = mic
@@ -111,8 +113,8 @@ class Session:
         self.directory = layout.recording_dir(self.id)
         # The row comes first: a crash after it leaves a row that recovery can close.
         rec = self.catalog.recordings.create(
-            self.id, case=self.case, started_at=utc_now(), origin=Origin.CAPTURE, actor=ACTOR,
-            width=self.camera.width, height=self.camera.height,
+            self.id, case=self.case, started_at=utc_now(), origin=Origin.CAPTURE,
+            actor=self.actor, width=self.camera.width, height=self.camera.height,
             fps=float(self.camera.fps), audio="none" if self.mic is None else "ok")
         ensure_ballast(self._ballast, BALLAST_MB * MB)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,8 @@ class Session:
         log.info("recording %s started", self.id)
         return rec
 
-    def mark(self, at_ns: int | None = None, *, source: str = "control") -> dict[str, Any]:
+    def mark(self, at_ns: int | None = None, *, source: str = "control",
+             actor: str = ACTOR) -> dict[str, Any]:
         """Store a moment at `at_ns` (default now) as seconds into the recording."""
         if not self.id or self._done.is_set():
             raise BusyError("no recording in progress to mark")
@@ -151,7 +154,7 @@ class Session:
         start = self.first_pts_ns or self.pressed_at_ns or at_ns
         at_s = max(0.0, (at_ns - start) / 1e9)
         moment = self.catalog.moments.add(self.id, at_s, source=MomentSource(source),
-                                          actor=ACTOR)
+                                          actor=actor)
         log.info("moment %d marked at %.2f s", moment.id, at_s)
         return {"id": moment.id, "recording_id": self.id, "at_s": moment.at_s}
 

@@ -44,24 +44,29 @@ class DaemonClient:
         """What the box is doing."""
         return request(self.socket, "status", timeout=TIMEOUT_S)
 
-    def start(self, case: str | None = None) -> dict[str, Any]:
-        """Start recording (for a case)."""
-        extra = {"case": case} if case else {}
+    def start(self, case: str | None = None, *, actor: str | None = None) -> dict[str, Any]:
+        """Start recording (for a case); `actor` is the account the audit log names."""
+        extra: dict[str, Any] = {"case": case} if case else {}
+        if actor:
+            extra["actor"] = actor
         return request(self.socket, "start", timeout=TIMEOUT_S, **extra)
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self, *, actor: str | None = None) -> dict[str, Any]:
         """Stop recording and wait until the film is finalized."""
-        return request(self.socket, "stop", timeout=STOP_TIMEOUT_S)
+        extra = {"actor": actor} if actor else {}
+        return request(self.socket, "stop", timeout=STOP_TIMEOUT_S, **extra)
 
-    def mark(self) -> dict[str, Any]:
+    def mark(self, *, actor: str | None = None) -> dict[str, Any]:
         """Mark a moment in the running recording."""
-        return request(self.socket, "mark", timeout=TIMEOUT_S)
+        extra = {"actor": actor} if actor else {}
+        return request(self.socket, "mark", timeout=TIMEOUT_S, **extra)
 
-    def set_case(self, case: str | None) -> dict[str, Any]:
+    def set_case(self, case: str | None, *, actor: str | None = None) -> dict[str, Any]:
         """File recordings started without a case (the button's) under `case` from now
         on; None: under none. {"case": case}; DaemonRequestError for an unknown case or
         one without consent to filming."""
-        return request(self.socket, "case", timeout=TIMEOUT_S, case=case)
+        extra = {"actor": actor} if actor else {}
+        return request(self.socket, "case", timeout=TIMEOUT_S, case=case, **extra)
 
     def preview(self) -> LivePicture:
         """The newest live-preview picture; asking keeps the preview coming a few seconds

@@ -29,8 +29,7 @@ def start() -> Response:
     """Start recording, for a case if one is given (it needs consent to filming)."""
     data = body.json_body(allowed={"case"})
     case = body.text(data, "case", required=False, max_len=64) or None
-    actor()
-    result: dict[str, Any] = ctx().daemon.start(case)
+    result: dict[str, Any] = ctx().daemon.start(case, actor=actor())
     return jsonify(result)
 
 
@@ -38,14 +37,14 @@ def start() -> Response:
 def stop() -> Response:
     """Stop recording; answers once the film is saved."""
     body.json_body(allowed=set())
-    return jsonify(ctx().daemon.stop())
+    return jsonify(ctx().daemon.stop(actor=actor()))
 
 
 @bp.post("/record/mark")
 def mark() -> Response:
     """Mark this moment of the running recording."""
     body.json_body(allowed=set())
-    return jsonify(ctx().daemon.mark())
+    return jsonify(ctx().daemon.mark(actor=actor()))
 
 
 @bp.post("/record/case")
@@ -53,7 +52,7 @@ def set_case() -> Response:
     """The case the next recording (also one started with the button) is filed under."""
     data = body.json_body(allowed={"case"})
     case = body.text(data, "case", required=False, max_len=64) or None
-    return jsonify(ctx().daemon.set_case(case))
+    return jsonify(ctx().daemon.set_case(case, actor=actor()))
 
 
 @bp.get("/live.jpg")
