@@ -2,6 +2,7 @@
 "use strict";
 (function () {
   const {api, say, el} = window.vig;
+  const me = (document.querySelector(".bar .who") || {}).textContent;
 
   async function load() {
     try {
@@ -10,6 +11,7 @@
       ul.replaceChildren();
       for (const u of users) {
         ul.append(el("li", {}, [el("strong", {text: u.name}), el("span", {class: "muted", text: u.admin ? "administrator" : "guider"}),
+          u.name === me ? el("span", {class: "muted", text: "you"}) :
           el("button", {type: "button", class: "quiet", text: "Remove", onclick: () => remove(u.name)})]));
       }
       const tags = await api("GET", "/api/tags");
@@ -30,6 +32,7 @@
   }
 
   async function retire(id) {
+    if (!window.confirm("Stop offering this tag? Moments that have it keep it; add it again to bring it back.")) return;
     try { await api("PATCH", "/api/tags/" + id, {retired: true}); load(); }
     catch (e) { say(e.message, "error"); }
   }

@@ -63,6 +63,8 @@
           r.media_url ? el("a", {href: r.review_url, class: "rec-link", text: label})
                       : el("span", {text: label}),
           el("span", {class: "status status-" + r.status, text: r.status}),
+          // What went wrong with a recording, in the box's words (e.g. seconds lost).
+          r.problems && r.problems.length ? el("span", {class: "problem", text: r.problems.join("; ")}) : "",
         ]));
       }
       if (!list.length) ul.append(el("li", {class: "muted", text: "Nothing recorded yet."}));

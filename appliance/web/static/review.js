@@ -175,6 +175,11 @@
                                  title: (m.tag || "moment") + " at " + clock(m.at_s),
                                  onclick: () => showFrame(frameAtTime(m.at_s))});
       mark.style.left = (100 * m.at_s / duration()) + "%";
+      if (m.end_s) {  // a span marked in review shows its length, not just its start
+        mark.classList.add("span-pin");
+        mark.style.marginLeft = "0";
+        mark.style.width = Math.max(0.5, 100 * (m.end_s - m.at_s) / duration()) + "%";
+      }
       box.append(mark);
     }
     const span = $("span");
