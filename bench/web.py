@@ -316,8 +316,11 @@ def main() -> None:
                 report("Chromium (review page)", figures, 1)
             status = Path(f"/proc/{web.pid}/status").read_text()
             hwm = re.search(r"VmHWM:\s+(\d+) kB", status)
+            rss = re.search(r"VmRSS:\s+(\d+) kB", status)
             peak = int(hwm.group(1)) / 1024 if hwm else float("nan")
-            print(f"\nweb process peak RSS: {peak:.0f} MiB")
+            now = int(rss.group(1)) / 1024 if rss else float("nan")
+            print(f"\nweb process RSS: peak {peak:.0f} MiB (each login's scrypt check takes "
+                  f"32 MiB while it runs), now {now:.0f} MiB")
         finally:
             for proc in (web, capture, worker):
                 if proc.poll() is None:
