@@ -70,9 +70,12 @@ def test_eight_processes_upgrade_a_catalog_one_migration_behind(tmp_path: Path) 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     db = sqlite3.connect(data_dir / "catalog.sqlite3")
+    db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     for migration in MIGRATIONS[:-1]:
-        assert isinstance(migration, str), "older migrations are SQL"
+        if callable(migration):   # what SQL alone cannot do (e.g. hashing the audit log)
+            migration(db)
+            continue
         for statement in split_sql(migration):
             db.execute(statement)
     db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
