@@ -282,6 +282,9 @@ def test_tablet_frames_the_shot_then_the_button_films_the_chosen_case(
     wait_until(lambda: tablet.status()["state"] == "ready", "ready again")
     rec = box.daemon.catalog.recordings.get(box.daemon.last_recording or "")
     assert rec.case == "VIG-2026-001" and rec.status == "ready"
+    # The choice was for that recording: the next one is not filed under it unasked.
+    assert tablet.status()["case"] is None
+    assert tablet.set_case("VIG-2026-001") == {"case": "VIG-2026-001"}
     assert tablet.set_case(None) == {"case": None}
     assert tablet.status()["case"] is None
 

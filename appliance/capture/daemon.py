@@ -369,8 +369,10 @@ class CaptureDaemon:
                 self._set(State.FINALIZING)
             elif event is Event.READY:
                 self._camera_suspect = bool(session and session.camera_failed)
-                self._set(State.READY)
+                self._case = None  # chosen for one recording: the next family is not filed
+                self._set(State.READY)  # under this one's case by a forgotten choice
             elif event is Event.FAILED:
+                self._case = None
                 self._camera_suspect = True
                 problems = session.problems if session else []
                 self.last_error = problems[-1] if problems else "the recording failed"
