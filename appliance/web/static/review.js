@@ -274,7 +274,11 @@
   if (when) when.textContent = window.vig.localTime(when.getAttribute("datetime"));
 
   if (video) {
-    video.addEventListener("loadedmetadata", () => { drawTimeline(); showFrame(0); });
+    const ready = () => { drawTimeline(); showFrame(0); };
+    // The film's metadata may have arrived before this (deferred) script ran: then the
+    // event has already fired and will not again.
+    if (video.readyState >= HTMLMediaElement.HAVE_METADATA) ready();
+    else video.addEventListener("loadedmetadata", ready, {once: true});
     video.addEventListener("play", () => { $("play").textContent = "Pause"; });
     video.addEventListener("pause", onPause);
     video.addEventListener("timeupdate", () => { if (!video.paused) updateReadout(); });
