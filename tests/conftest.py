@@ -21,6 +21,7 @@ from appliance.capture.picture import SyntheticPicture
 from appliance.catalog import Catalog
 from appliance.config import Config, load_config
 from appliance.services.app import App
+from tests.processes import write_test_config
 
 CLI_TIMEOUT_S = 120
 FPS = 30
@@ -71,21 +72,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def config_file(tmp_path: Path, data_dir: Path) -> Path:
     """A config file pointing at the test's data dir, simulated sources, small limits."""
-    path = tmp_path / "config.toml"
-    path.write_text(f'''data_dir = "{data_dir}"
-log_level = "debug"
-[camera]
-backend = "synthetic"
-[microphone]
-backend = "synthetic"
-[gpio]
-backend = "mock"
-[recording]
-max_seconds = 120
-reserve_mb = 16
-low_disk_mb = 16
-''')
-    return path
+    return write_test_config(tmp_path / "config.toml", data_dir)
 
 
 @pytest.fixture

@@ -6,9 +6,29 @@ import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from types import TracebackType
 
 STOP_TIMEOUT_S = 30
+
+
+def write_test_config(path: Path, data_dir: Path) -> Path:
+    """A config for tests: the data dir, simulated camera, microphone and buttons, small
+    limits."""
+    path.write_text(f'''data_dir = "{data_dir}"
+log_level = "debug"
+[camera]
+backend = "synthetic"
+[microphone]
+backend = "synthetic"
+[gpio]
+backend = "mock"
+[recording]
+max_seconds = 120
+reserve_mb = 16
+low_disk_mb = 16
+''')
+    return path
 
 
 class DaemonProcess:

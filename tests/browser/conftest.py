@@ -32,6 +32,7 @@ from tests.browser.engines import (
     missing_binaries,
     open_engine,
 )
+from tests.processes import write_test_config
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
@@ -150,21 +151,7 @@ def _web_ready(port: int) -> bool:
 
 def write_config(root: Path, data_dir: Path) -> Path:
     """Like tests/conftest.py's config_file: simulated camera, microphone and buttons."""
-    path = root / "config.toml"
-    path.write_text(f'''data_dir = "{data_dir}"
-log_level = "debug"
-[camera]
-backend = "synthetic"
-[microphone]
-backend = "synthetic"
-[gpio]
-backend = "mock"
-[recording]
-max_seconds = 120
-reserve_mb = 16
-low_disk_mb = 16
-''')
-    return path
+    return write_test_config(root / "config.toml", data_dir)
 
 
 @pytest.fixture(scope="session")
