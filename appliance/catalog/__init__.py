@@ -33,6 +33,7 @@ from appliance.catalog.recordings import (
     RecordingStatus,
     new_recording_id,
 )
+from appliance.catalog.review_items import ItemKind, ReviewItem, ReviewItems
 from appliance.catalog.schema import MIGRATIONS
 from appliance.catalog.sessions import Sessions
 from appliance.catalog.tags import Tag, Tags
@@ -40,7 +41,7 @@ from appliance.fsutil import release_ballast
 from appliance.layout import Layout
 
 __all__ = [
-    "Accounts", "Sessions", "Tag", "Tags", "User",
+    "Accounts", "ItemKind", "ReviewItem", "ReviewItems", "Sessions", "Tag", "Tags", "User",
     "Assets", "AssetsTable", "AssetStatus", "AuditEntry", "AuditLog", "CONSENT_SCOPES", "Case",
     "Cases", "Catalog", "Clip", "Consent", "Film", "INTERRUPTED", "Job", "JobKind", "JobQueue",
     "JobStatus", "Layout", "Media", "MediaStatus", "Moment", "MomentSource", "Moments",
@@ -65,6 +66,7 @@ class Catalog:
         self.assets = AssetsTable(self.db, self.jobs, self.layout)
         self.accounts = Accounts(self.db, self.audit)
         self.sessions = Sessions(self.db)
+        self.review_items = ReviewItems(self.db, self.audit)
         self.tags = Tags(self.db, self.audit)
 
     @property

@@ -66,6 +66,7 @@ class Recording:
     dropped_frames: int | None
     audio: str | None
     problems: list[str]
+    kind: str = "interaction"   # or "review": a filmed shared review of the case
 
     @property
     def playable(self) -> bool:
@@ -80,7 +81,7 @@ class Recording:
             "path": str(self.path) if self.path else None, "origin": str(self.origin),
             "width": self.width, "height": self.height, "fps": self.fps,
             "video_frames": self.video_frames, "dropped_frames": self.dropped_frames,
-            "audio": self.audio, "problems": list(self.problems),
+            "audio": self.audio, "problems": list(self.problems), "kind": self.kind,
         }
 
 
@@ -188,4 +189,4 @@ class Recordings:
             path=self._layout.absolute(row["path"]) if row["path"] else None,
             width=row["width"], height=row["height"], fps=row["fps"],
             video_frames=row["video_frames"], dropped_frames=row["dropped_frames"],
-            audio=row["audio"], problems=json.loads(row["problems"]))
+            audio=row["audio"], problems=json.loads(row["problems"]), kind=row["kind"])

@@ -217,3 +217,19 @@ MIGRATIONS.append(
     ALTER TABLE moments ADD COLUMN updated_at TEXT;
     """
 )
+
+MIGRATIONS.append(
+    # 5: what a case's next shared review shows, in order; a recording is an interaction
+    # filmed at home or a filmed shared review (for supervision).
+    """
+    CREATE TABLE review_items (
+        case_code TEXT NOT NULL REFERENCES cases(code),
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('clip', 'still')),
+        item_id TEXT NOT NULL,
+        PRIMARY KEY (case_code, position)
+    );
+    ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'interaction'
+        CHECK (kind IN ('interaction', 'review'));
+    """
+)

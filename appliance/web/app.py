@@ -10,12 +10,14 @@ from appliance.web import (
     api_capture,
     api_library,
     api_media,
+    api_shared,
     auth,
     errors,
     media,
     openapi,
     pages,
     security,
+    shared,
 )
 from appliance.web.context import WebContext
 
@@ -31,9 +33,9 @@ def create_app(app: App, *, daemon: DaemonClient | None = None, tls: bool = Fals
     flask_app.json.sort_keys = False  # type: ignore[attr-defined]
     flask_app.extensions["vigbox"] = WebContext(app, daemon or DaemonClient(app.config.socket))
     security.install(flask_app, idle_timeout_s=app.config.web.idle_timeout_min * 60,
-                     secure_cookie=tls)
+                     secure_cookie=tls, shared_mode_allows=shared.allows)
     errors.install(flask_app)
     for bp in (auth.bp, pages.bp, media.bp, api_capture.bp, api_library.bp, api_media.bp,
-               openapi.bp):
+               api_shared.bp, shared.bp, openapi.bp):
         flask_app.register_blueprint(bp)
     return flask_app

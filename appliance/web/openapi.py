@@ -71,6 +71,13 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("post", "/api/cases/{code}/consent", "Record consent given or withdrawn",
      _body({"give": SCOPES, "withdraw": SCOPES,
             "date": {"type": "string", "format": "date", "nullable": True}})),
+    ("get", "/api/cases/{code}/review", "A case's chosen clips and stills, and candidates",
+     None),
+    ("put", "/api/cases/{code}/review", "Choose the clips and stills a shared review shows",
+     _body({"items": {"type": "array", "maxItems": 40, "items": {
+         "type": "object", "additionalProperties": False, "required": ["kind", "id"],
+         "properties": {"kind": {"type": "string", "enum": ["clip", "still"]},
+                        "id": {"type": "string", "maxLength": 64}}}}}, ["items"])),
     ("get", "/api/tags", "The tag scheme", None),
     ("post", "/api/tags", "Add a tag (administrators)",
      _body({"label": {"type": "string", "maxLength": 60}}, ["label"])),

@@ -50,3 +50,10 @@ def import_page() -> str:
 def accounts() -> str:
     """Accounts and the tag scheme (administrators)."""
     return render_template("accounts.html", page="accounts")
+
+
+@bp.get("/cases/<code>/review")
+def prepare(code: str) -> str:
+    """Prepare a case's shared review: choose clips and stills and their order."""
+    case = ctx().app.catalog.cases.get(code)
+    return render_template("prepare.html", page="cases", code=case.code)

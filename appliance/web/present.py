@@ -21,7 +21,6 @@ def recording(rec: Recording) -> dict[str, Any]:
     """A recording with its film's URL (None until playable) and its review page."""
     out = rec.to_json()
     out.pop("path")
-    out["kind"] = "interaction"
     out["media_url"] = media_url("recording", rec.id) if rec.playable else None
     out["review_url"] = url_for("pages.review", rec_id=rec.id)
     return out

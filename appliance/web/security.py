@@ -106,7 +106,8 @@ def admin_only(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
-def install(app: Flask, *, idle_timeout_s: float, secure_cookie: bool) -> None:
+def install(app: Flask, *, idle_timeout_s: float, secure_cookie: bool,
+            shared_mode_allows: Callable[[str | None, dict[str, Any] | None], bool]) -> None:
     """Session cookie settings, the login and CSRF checks, and the headers."""
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       SESSION_COOKIE_SECURE=secure_cookie, SESSION_COOKIE_NAME="vigbox",
@@ -128,6 +129,10 @@ def install(app: Flask, *, idle_timeout_s: float, secure_cookie: bool) -> None:
             if _wants_json():
                 raise AuthError("log in first")
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if g.user is not None and not shared_mode_allows(request.endpoint, request.view_args):
+            if _wants_json():
+                raise AuthError("the tablet is in shared review mode: leave it first")
+            return redirect(url_for("shared.page", code=session.get("shared_case")))
         if request.method in UNSAFE_METHODS and not (
                 request.endpoint == "auth.logout" and g.user is None):
             _check_csrf()

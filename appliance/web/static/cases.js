@@ -22,7 +22,8 @@
             el("span", {class: given ? "yes" : "no", text: given ? "given " + given : "not given"}),
             toggle]));
         }
-        cells.push(el("td", {}));
+        cells.push(el("td", {}, [el("a", {href: "/cases/" + encodeURIComponent(c.code) + "/review",
+                                          class: "button", text: "Shared review"})]));
         rows.append(el("tr", {"data-case": c.code}, cells));
       }
       if (!cases.length) rows.append(el("tr", {}, [el("td", {colspan: "5", class: "muted", text: "No cases yet."})]));

@@ -1,0 +1,47 @@
+"""Choosing what a case's next shared review shows, as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from appliance.catalog import Clip
+from appliance.errors import InputError
+from appliance.services import shared_review
+from appliance.web import body, present
+from appliance.web.context import ctx
+from appliance.web.security import actor
+
+bp = Blueprint("api_shared", __name__, url_prefix="/api")
+
+
+def _chosen(code: str) -> list[dict[str, Any]]:
+    out = []
+    for item, row in shared_review.chosen(ctx().app, code):
+        shown = present.clip(row) if isinstance(row, Clip) else present.still(row)
+        out.append({**item.to_json(), **shown, "kind": str(item.kind)})
+    return out
+
+
+@bp.get("/cases/<code>/review")
+def review(code: str) -> ResponseReturnValue:
+    """The case's chosen clips and stills in order, and what else could be chosen."""
+    found = shared_review.candidates(ctx().app, code)
+    return jsonify(items=_chosen(code),
+                   clips=[present.clip(c) for c in found["clips"]],
+                   stills=[present.still(s) for s in found["stills"]])
+
+
+@bp.put("/cases/<code>/review")
+def choose(code: str) -> ResponseReturnValue:
+    """Store the order of clips and stills to show: {"items": [{"kind", "id"}, ...]}."""
+    data = body.json_body(allowed={"items"})
+    raw = data.get("items")
+    if not isinstance(raw, list) or not all(
+            isinstance(i, dict) and set(i) == {"kind", "id"}
+            and isinstance(i["kind"], str) and isinstance(i["id"], str) for i in raw):
+        raise InputError("'items' must be a list of {\"kind\": \"clip\"|\"still\", \"id\": ...}")
+    shared_review.choose(ctx().app, code, [(i["kind"], i["id"]) for i in raw], actor=actor())
+    return jsonify(items=_chosen(code))

@@ -1,0 +1,89 @@
+"""Shared review mode at /shared/<CASE>: the chosen clips and stills, full screen, for the
+parent beside the guider. While it is on, the session reaches nothing else: no other
+page, no other case, nothing that deletes or exports; leaving asks for the guider's
+passphrase again (the tablet may be in the parent's hands)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from appliance.catalog import Clip
+from appliance.errors import AuthError
+from appliance.services import accounts, shared_review
+from appliance.web import present
+from appliance.web.context import ctx
+from appliance.web.security import actor
+
+bp = Blueprint("shared", __name__, url_prefix="/shared")
+SHARED_KEY = "shared_case"
+# What a session in shared mode may still reach.
+ALLOWED = frozenset({"shared.page", "shared.items", "shared.leave", "media.media", "static",
+                     "auth.logout"})
+
+
+def shared_case() -> str | None:
+    """The case whose shared review this session is showing, if any."""
+    case = session.get(SHARED_KEY)
+    return case if isinstance(case, str) else None
+
+
+def allows(endpoint: str | None, view_args: dict[str, Any] | None) -> bool:
+    """May a session in shared mode reach this endpoint with these arguments?"""
+    case = shared_case()
+    if case is None:
+        return True
+    args = view_args or {}
+    if endpoint not in ALLOWED:
+        return False
+    if endpoint in ("shared.page", "shared.items", "shared.leave"):
+        return args.get("code") == case
+    if endpoint == "media.media":
+        return shared_review.may_show(ctx().app, case, str(args.get("kind")),
+                                      str(args.get("item_id")))
+    return True
+
+
+@bp.post("/<code>/start")
+def start(code: str) -> ResponseReturnValue:
+    """Enter shared review mode for a case (from the guider's preparation page)."""
+    ctx().app.catalog.cases.get(code)
+    session[SHARED_KEY] = code
+    ctx().app.catalog.audit.append("review.shared.start", code, actor=actor())
+    return redirect(url_for("shared.page", code=code))
+
+
+@bp.get("/<code>")
+def page(code: str) -> ResponseReturnValue:
+    """The shared review itself (entered with start; otherwise back to preparing it)."""
+    if shared_case() != code:
+        return redirect(url_for("pages.prepare", code=code))
+    return render_template("shared.html", page="shared", code=code)
+
+
+@bp.get("/<code>/items")
+def items(code: str) -> ResponseReturnValue:
+    """The chosen clips and stills, in order, with only what showing them needs."""
+    out = []
+    for item, row in shared_review.chosen(ctx().app, code):
+        shown = present.clip(row) if isinstance(row, Clip) else present.still(row)
+        out.append({"kind": str(item.kind), "url": shown["url"],
+                    "duration_s": shown.get("duration_s"), "caption": shown.get("caption")})
+    return jsonify(items=out)
+
+
+@bp.post("/<code>/leave")
+def leave(code: str) -> Response:
+    """Leave shared mode: the guider's passphrase again, throttled like a login."""
+    user = ctx().app.catalog.accounts.get(actor())
+    try:
+        accounts.log_in(ctx().app.catalog, user.name, request.form.get("password", ""),
+                        client=request.remote_addr or "unknown")
+    except AuthError as e:
+        return Response(render_template("shared.html", page="shared", code=code,
+                                        leave_error=str(e)), status=401, mimetype="text/html")
+    session.pop(SHARED_KEY, None)
+    ctx().app.catalog.audit.append("review.shared.end", code, actor=user.name)
+    return redirect(url_for("pages.prepare", code=code))  # type: ignore[return-value]

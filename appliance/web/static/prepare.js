@@ -1,0 +1,77 @@
+// Preparing a shared review: choose clips and stills of the case and put them in order.
+"use strict";
+(function () {
+  const {api, say, timecode, el} = window.vig;
+  const root = document.getElementById("prepare");
+  const code = root.dataset.case;
+  let chosen = [];      // [{kind, id, label, url}]
+
+  function label(kind, item) {
+    if (kind === "clip") return "Clip " + timecode(item.start_s) + "–" + timecode(item.end_s) + (item.tag ? " · " + item.tag : "");
+    return "Still, frame " + item.frame;
+  }
+
+  function drawChosen() {
+    const ol = document.getElementById("chosen");
+    ol.replaceChildren();
+    chosen.forEach((item, i) => {
+      const move = (delta) => {
+        const j = i + delta;
+        if (j < 0 || j >= chosen.length) return;
+        [chosen[i], chosen[j]] = [chosen[j], chosen[i]];
+        drawChosen();
+      };
+      ol.append(el("li", {"data-kind": item.kind, "data-id": item.id}, [
+        item.kind === "still" && item.url ? el("img", {src: item.url, alt: "", class: "thumb"}) : "",
+        el("span", {class: "item-label", text: item.label}),
+        el("button", {type: "button", class: "quiet up", text: "▲", title: "Earlier", onclick: () => move(-1)}),
+        el("button", {type: "button", class: "quiet down", text: "▼", title: "Later", onclick: () => move(1)}),
+        el("button", {type: "button", class: "quiet", text: "Take out", onclick: () => { chosen.splice(i, 1); drawChosen(); }}),
+      ]));
+    });
+    if (!chosen.length) ol.append(el("li", {class: "muted", text: "Nothing chosen yet: add clips and stills below."}));
+  }
+
+  function choice(kind, item) {
+    const add = () => {
+      if (chosen.some((c) => c.kind === kind && c.id === item.id)) { say("already chosen"); return; }
+      chosen.push({kind, id: item.id, label: label(kind, item), url: item.url});
+      drawChosen();
+    };
+    return el("li", {"data-kind": kind, "data-id": item.id}, [
+      kind === "still" ? el("img", {src: item.url, alt: "", class: "thumb"}) : "",
+      el("span", {text: label(kind, item)}),
+      el("button", {type: "button", class: "add", text: "Add", onclick: add}),
+    ]);
+  }
+
+  async function load() {
+    try {
+      const data = await api("GET", "/api/cases/" + encodeURIComponent(code) + "/review");
+      chosen = data.items.map((i) => ({kind: i.kind, id: i.id, label: label(i.kind, i), url: i.url}));
+      drawChosen();
+      document.getElementById("clip-choices").replaceChildren(...data.clips.map((c) => choice("clip", c)));
+      document.getElementById("still-choices").replaceChildren(...data.stills.map((s) => choice("still", s)));
+      if (!data.clips.length && !data.stills.length) {
+        document.getElementById("clip-choices").append(el("li", {class: "muted", text: "This case has no ready clips or stills yet: make them in Review."}));
+      }
+    } catch (e) { say(e.message, "error"); }
+  }
+
+  async function save() {
+    try {
+      await api("PUT", "/api/cases/" + encodeURIComponent(code) + "/review",
+                {items: chosen.map((c) => ({kind: c.kind, id: c.id}))});
+      say("Saved.");
+      return true;
+    } catch (e) { say(e.message, "error"); return false; }
+  }
+
+  document.getElementById("save").addEventListener("click", save);
+  // Starting always shows what is on screen: save first.
+  document.getElementById("start-shared").closest("form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await save()) e.target.submit();
+  });
+  load();
+})();

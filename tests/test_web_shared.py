@@ -1,0 +1,141 @@
+"""The shared review: choosing what a case's review shows, and shared mode, which reaches
+only that case's chosen clips and stills and is left only with the guider's passphrase."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from appliance.catalog import Consent
+from appliance.services import media as media_service
+from appliance.services.app import App
+from appliance.services.imports import import_file
+from tests.web_support import PASSPHRASE, Tablet
+
+
+@pytest.fixture
+def media(app: App, film: str, barcode_film: Path, tmp_path: Path) -> dict[str, str]:
+    """Case FAM-1's film with two clips and a still; case FAM-2's film with a clip."""
+    app.catalog.cases.add("FAM-1", {Consent.FILMING: "2026-01-01"}, actor="test")
+    app.catalog.cases.add("FAM-2", {Consent.FILMING: "2026-01-01"}, actor="test")
+    app.catalog.recordings.set_case(film, "FAM-1", actor="test")
+    shutil.copy(barcode_film, tmp_path / "other.mp4")
+    other = import_file(app, tmp_path / "other.mp4", case="FAM-2", actor="test").id
+    jobs = {
+        "clip1": media_service.request_clip(app, film, 1.0, 2.0, exact=True, actor="test"),
+        "clip2": media_service.request_clip(app, film, 4.0, 5.0, exact=False, actor="test"),
+        "still": media_service.request_still(app, film, 3.0, actor="test"),
+        "other": media_service.request_clip(app, other, 1.0, 2.0, exact=True, actor="test"),
+    }
+    media_service.run_queued(app)
+    return {name: str(app.catalog.jobs.get(job.id).subject) for name, job in jobs.items()}
+
+
+def choose(admin: Tablet, case: str, *items: tuple[str, str]) -> object:
+    return admin.call("PUT", f"/api/cases/{case}/review",
+                      {"items": [{"kind": k, "id": i} for k, i in items]})
+
+
+def test_choose_and_order_what_the_review_shows(admin: Tablet, media: dict[str, str],
+                                                app: App) -> None:
+    offered = admin.get("/api/cases/FAM-1/review").get_json()
+    assert {c["id"] for c in offered["clips"]} == {media["clip1"], media["clip2"]}
+    assert [s["id"] for s in offered["stills"]] == [media["still"]]
+    assert offered["items"] == []
+    done = choose(admin, "FAM-1", ("clip", media["clip2"]), ("still", media["still"]),
+                  ("clip", media["clip1"]))
+    assert done.status_code == 200  # type: ignore[attr-defined]
+    items = admin.get("/api/cases/FAM-1/review").get_json()["items"]
+    assert [(i["kind"], i["id"]) for i in items] == [
+        ("clip", media["clip2"]), ("still", media["still"]), ("clip", media["clip1"])]
+    assert all(i["url"] for i in items)
+    [entry] = [e for e in app.catalog.audit.entries() if e.action == "review.choose"]
+    assert entry.actor == "admin" and entry.subject == "FAM-1"
+    page = admin.get("/cases/FAM-1/review")
+    assert page.status_code == 200 and 'data-case="FAM-1"' in page.get_data(as_text=True)
+
+
+def test_another_cases_media_cannot_be_chosen(admin: Tablet, media: dict[str, str]) -> None:
+    wrong = choose(admin, "FAM-1", ("clip", media["other"]))
+    assert wrong.status_code == 404  # type: ignore[attr-defined]
+    assert media["other"] not in str(admin.get("/api/cases/FAM-1/review").get_json())
+    twice = choose(admin, "FAM-1", ("clip", media["clip1"]), ("clip", media["clip1"]))
+    assert twice.status_code == 400  # type: ignore[attr-defined]
+    odd = choose(admin, "FAM-1", ("recording", "x"))
+    assert odd.status_code == 400  # type: ignore[attr-defined]
+    assert choose(admin, "NOPE", ("clip", media["clip1"])).status_code == 404  # type: ignore[attr-defined]
+
+
+def start_shared(admin: Tablet, case: str) -> None:
+    response = admin.client.post(f"/shared/{case}/start", data={"csrf_token": admin.token})
+    assert response.status_code == 302 and response.headers["Location"] == f"/shared/{case}"
+
+
+def test_shared_mode_reaches_only_the_chosen_media(admin: Tablet, media: dict[str, str],
+                                                   film: str) -> None:
+    choose(admin, "FAM-1", ("clip", media["clip1"]), ("still", media["still"]))
+    start_shared(admin, "FAM-1")
+    page = admin.get("/shared/FAM-1")
+    assert page.status_code == 200
+    items = admin.get("/shared/FAM-1/items").get_json()["items"]
+    assert [i["kind"] for i in items] == ["clip", "still"]
+    for item in items:
+        response = admin.get(item["url"], headers={"Range": "bytes=0-1"})
+        response.close()
+        assert response.status_code == 206
+    # Changing ids in URLs reaches nothing else: not the case's other clip, not its film,
+    # not another case, not the guider's pages or the API.
+    for url in (f"/media/clip/{media['clip2']}", f"/media/recording/{film}",
+                f"/media/clip/{media['other']}", "/api/recordings", "/api/cases",
+                f"/api/recordings/{film}"):
+        response = admin.get(url)
+        response.close()
+        assert response.status_code == 403, url
+    for url in ("/", "/cases", f"/review/{film}", "/shared/FAM-2", "/shared/FAM-2/items",
+                "/accounts"):
+        response = admin.get(url)
+        assert response.status_code == 302, url
+        assert response.headers["Location"] == "/shared/FAM-1"
+    bad = admin.post("/api/cases", {"code": "FAM-9"})
+    assert bad.status_code == 403 and "shared review" in bad.get_json()["error"]
+
+
+def test_the_shared_page_offers_nothing_to_delete_download_or_export(
+        admin: Tablet, media: dict[str, str]) -> None:
+    choose(admin, "FAM-1", ("clip", media["clip1"]))
+    start_shared(admin, "FAM-1")
+    html = admin.get("/shared/FAM-1").get_data(as_text=True)
+    assert "<a " not in html, "no links out of the shared review"
+    for word in ("delete", "download", "export", "remove", "/api/"):
+        assert word not in html.lower(), word
+    forms = re.findall(r'<form[^>]*action="([^"]+)"', html)
+    assert forms == ["/shared/FAM-1/leave"]
+    script = admin.get("/static/shared.js")
+    text = script.get_data(as_text=True)
+    script.close()
+    assert "/api/" not in text and "download" not in text.lower()
+
+
+def test_leaving_needs_the_guiders_passphrase(admin: Tablet, media: dict[str, str],
+                                              app: App) -> None:
+    choose(admin, "FAM-1", ("clip", media["clip1"]))
+    start_shared(admin, "FAM-1")
+    wrong = admin.client.post("/shared/FAM-1/leave", data={"password": "not it",
+                                                           "csrf_token": admin.token})
+    assert wrong.status_code == 401
+    assert admin.get("/api/cases").status_code == 403, "still in shared mode"
+    right = admin.client.post("/shared/FAM-1/leave", data={"password": PASSPHRASE,
+                                                           "csrf_token": admin.token})
+    assert right.status_code == 302 and right.headers["Location"] == "/cases/FAM-1/review"
+    assert admin.get("/api/cases").status_code == 200
+    actions = [(e.action, e.actor) for e in app.catalog.audit.entries()
+               if e.action.startswith("review.shared")]
+    assert actions == [("review.shared.start", "admin"), ("review.shared.end", "admin")]
+
+
+def test_recordings_say_their_kind(admin: Tablet, film: str, vigbox: object) -> None:
+    [rec] = admin.get("/api/recordings").get_json()
+    assert rec["kind"] == "interaction"
