@@ -139,3 +139,24 @@ def test_leaving_needs_the_guiders_passphrase(admin: Tablet, media: dict[str, st
 def test_recordings_say_their_kind(admin: Tablet, film: str, vigbox: object) -> None:
     [rec] = admin.get("/api/recordings").get_json()
     assert rec["kind"] == "interaction"
+
+
+def test_captions_and_the_printable_stills_sheet(admin: Tablet, media: dict[str, str],
+                                                 app: App) -> None:
+    done = admin.call("PUT", "/api/cases/FAM-1/review", {"items": [
+        {"kind": "still", "id": media["still"], "caption": "You waited <and> he looked up"},
+        {"kind": "clip", "id": media["clip1"], "caption": None}]})
+    assert done.status_code == 200
+    items = done.get_json()["items"]
+    assert [i["caption"] for i in items] == ["You waited <and> he looked up", None]
+    sheet = admin.get("/cases/FAM-1/stills")
+    html = sheet.get_data(as_text=True)
+    assert sheet.status_code == 200 and html.count("<figure>") == 1
+    assert "You waited &lt;and&gt; he looked up" in html
+    assert f"/media/still/{media['still']}" in html and "@media print" not in html
+    too_long = admin.call("PUT", "/api/cases/FAM-1/review", {"items": [
+        {"kind": "still", "id": media["still"], "caption": "x" * 201}]})
+    assert too_long.status_code == 400
+    start_shared(admin, "FAM-1")
+    shown = admin.get("/shared/FAM-1/items").get_json()["items"]
+    assert shown[0]["caption"] == "You waited <and> he looked up"

@@ -12,6 +12,7 @@ from appliance.catalog.db import Database
 from appliance.errors import InputError, NotFoundError
 
 MAX_ITEMS = 40
+MAX_CAPTION = 200
 
 
 class ItemKind(enum.StrEnum):
@@ -28,10 +29,12 @@ class ReviewItem:
     position: int
     kind: ItemKind
     item_id: str
+    caption: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
-        return {"position": self.position, "kind": str(self.kind), "id": self.item_id}
+        return {"position": self.position, "kind": str(self.kind), "id": self.item_id,
+                "caption": self.caption}
 
 
 class ReviewItems:
@@ -41,13 +44,19 @@ class ReviewItems:
         self._db = db
         self._audit = audit
 
-    def choose(self, case: str, items: list[tuple[str, str]], *, actor: str) -> list[ReviewItem]:
-        """Replace the case's choice with `items` ((kind, id) in order). Each must be a ready
-        clip or still of one of the case's own recordings, and appear once."""
-        if len(items) > MAX_ITEMS:
+    def choose(self, case: str, chosen: list[tuple[str, str, str | None]], *,
+               actor: str) -> list[ReviewItem]:
+        """Replace the case's choice with `chosen` ((kind, id, caption) in order). Each must
+        be a ready clip or still of one of the case's own recordings, and appear once."""
+        if len(chosen) > MAX_ITEMS:
             raise InputError(f"a shared review shows at most {MAX_ITEMS} clips and stills")
+        items = [(kind, item_id) for kind, item_id, _ in chosen]
         if len(set(items)) != len(items):
             raise InputError("each clip or still can be chosen once")
+        captions = [(c or "").strip() or None for _, _, c in chosen]
+        if any(c is not None and (len(c) > MAX_CAPTION or not c.isprintable())
+               for c in captions):
+            raise InputError(f"a caption is one line of at most {MAX_CAPTION} characters")
         with self._db.transaction() as db:
             if db.execute("SELECT 1 FROM cases WHERE code=?", (case,)).fetchone() is None:
                 raise NotFoundError(f"no case {case!r}")
@@ -66,9 +75,10 @@ class ReviewItems:
                 if row["status"] != "ready":
                     raise InputError(f"{kind} {item_id} is not ready yet")
             db.execute("DELETE FROM review_items WHERE case_code=?", (case,))
-            db.executemany("INSERT INTO review_items (case_code, position, kind, item_id)"
-                           " VALUES (?,?,?,?)",
-                           [(case, i, kind, item_id) for i, (kind, item_id) in enumerate(items)])
+            db.executemany("INSERT INTO review_items (case_code, position, kind, item_id,"
+                           " caption) VALUES (?,?,?,?,?)",
+                           [(case, i, kind, item_id, captions[i])
+                            for i, (kind, item_id) in enumerate(items)])
             self._audit.append_in(db, "review.choose", case, actor=actor,
                                   detail={"items": [f"{k}:{i}" for k, i in items]})
         return self.list(case)
@@ -83,7 +93,7 @@ class ReviewItems:
                 " WHERE ri.case_code=? AND COALESCE(c.status, s.status)='ready'"
                 " ORDER BY ri.position", (case,)).fetchall()
         return [ReviewItem(position=int(r["position"]), kind=ItemKind(r["kind"]),
-                           item_id=r["item_id"]) for r in rows]
+                           item_id=r["item_id"], caption=r["caption"]) for r in rows]
 
     def holds(self, case: str, kind: str, item_id: str) -> bool:
         """True if the case's shared review shows this item (what shared mode may reach)."""

@@ -227,6 +227,7 @@ MIGRATIONS.append(
         position INTEGER NOT NULL,
         kind TEXT NOT NULL CHECK (kind IN ('clip', 'still')),
         item_id TEXT NOT NULL,
+        caption TEXT,   -- words for the parent beside the picture (and on the stills sheet)
         PRIMARY KEY (case_code, position)
     );
     ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'interaction'

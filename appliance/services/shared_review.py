@@ -9,9 +9,10 @@ from appliance.catalog import Clip, ItemKind, ReviewItem, Still
 from appliance.services.app import App
 
 
-def choose(app: App, case: str, items: list[tuple[str, str]], *,
+def choose(app: App, case: str, items: list[tuple[str, str, str | None]], *,
            actor: str) -> list[ReviewItem]:
-    """Store the clips and stills, in order, that the case's next shared review shows."""
+    """Store the clips and stills (with captions), in order, that the case's next shared
+    review shows."""
     return app.catalog.review_items.choose(case, items, actor=actor)
 
 

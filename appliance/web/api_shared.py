@@ -21,7 +21,7 @@ def _chosen(code: str) -> list[dict[str, Any]]:
     out = []
     for item, row in shared_review.chosen(ctx().app, code):
         shown = present.clip(row) if isinstance(row, Clip) else present.still(row)
-        out.append({**item.to_json(), **shown, "kind": str(item.kind)})
+        out.append({**shown, **item.to_json(), "caption": item.caption or shown.get("caption")})
     return out
 
 
@@ -40,8 +40,11 @@ def choose(code: str) -> ResponseReturnValue:
     data = body.json_body(allowed={"items"})
     raw = data.get("items")
     if not isinstance(raw, list) or not all(
-            isinstance(i, dict) and set(i) == {"kind", "id"}
-            and isinstance(i["kind"], str) and isinstance(i["id"], str) for i in raw):
-        raise InputError("'items' must be a list of {\"kind\": \"clip\"|\"still\", \"id\": ...}")
-    shared_review.choose(ctx().app, code, [(i["kind"], i["id"]) for i in raw], actor=actor())
+            isinstance(i, dict) and {"kind", "id"} <= set(i) <= {"kind", "id", "caption"}
+            and isinstance(i["kind"], str) and isinstance(i["id"], str)
+            and isinstance(i.get("caption") or "", str) for i in raw):
+        raise InputError("'items' must be a list of {\"kind\": \"clip\"|\"still\", \"id\": ..., "
+                         "\"caption\": optional text}")
+    shared_review.choose(ctx().app, code, [(i["kind"], i["id"], i.get("caption")) for i in raw],
+                         actor=actor())
     return jsonify(items=_chosen(code))

@@ -77,7 +77,9 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
      _body({"items": {"type": "array", "maxItems": 40, "items": {
          "type": "object", "additionalProperties": False, "required": ["kind", "id"],
          "properties": {"kind": {"type": "string", "enum": ["clip", "still"]},
-                        "id": {"type": "string", "maxLength": 64}}}}}, ["items"])),
+                        "id": {"type": "string", "maxLength": 64},
+                        "caption": {"type": "string", "maxLength": 200, "nullable": True}}}}},
+           ["items"])),
     ("get", "/api/tags", "The tag scheme", None),
     ("post", "/api/tags", "Add a tag (administrators)",
      _body({"label": {"type": "string", "maxLength": 60}}, ["label"])),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from appliance.services import home
+from appliance.services import home, shared_review
 from appliance.services import recordings as rec_service
 from appliance.web import present
 from appliance.web.context import ctx
@@ -57,3 +57,15 @@ def prepare(code: str) -> str:
     """Prepare a case's shared review: choose clips and stills and their order."""
     case = ctx().app.catalog.cases.get(code)
     return render_template("prepare.html", page="cases", code=case.code)
+
+
+@bp.get("/cases/<code>/stills")
+def stills_sheet(code: str) -> str:
+    """The chosen stills with their captions on a printable page, for the parent to keep."""
+    context = ctx()
+    case = context.app.catalog.cases.get(code)
+    stills = [(item.caption, present.still(row))
+              for item, row in shared_review.chosen(context.app, code)
+              if str(item.kind) == "still"]
+    context.app.catalog.audit.append("review.stills_sheet", code, actor=actor())
+    return render_template("stills_sheet.html", page="cases", code=case.code, stills=stills)

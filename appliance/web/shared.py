@@ -70,7 +70,8 @@ def items(code: str) -> ResponseReturnValue:
     for item, row in shared_review.chosen(ctx().app, code):
         shown = present.clip(row) if isinstance(row, Clip) else present.still(row)
         out.append({"kind": str(item.kind), "url": shown["url"],
-                    "duration_s": shown.get("duration_s"), "caption": shown.get("caption")})
+                    "duration_s": shown.get("duration_s"),
+                    "caption": item.caption or shown.get("caption")})
     return jsonify(items=out)
 
 

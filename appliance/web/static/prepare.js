@@ -24,6 +24,9 @@
       ol.append(el("li", {"data-kind": item.kind, "data-id": item.id}, [
         item.kind === "still" && item.url ? el("img", {src: item.url, alt: "", class: "thumb"}) : "",
         el("span", {class: "item-label", text: item.label}),
+        el("input", {class: "caption-input", maxlength: "200", placeholder: "Words for the parent (optional)",
+                     value: item.caption || "", "aria-label": "caption",
+                     oninput: (e) => { item.caption = e.target.value; }}),
         el("button", {type: "button", class: "quiet up", text: "▲", title: "Earlier", onclick: () => move(-1)}),
         el("button", {type: "button", class: "quiet down", text: "▼", title: "Later", onclick: () => move(1)}),
         el("button", {type: "button", class: "quiet", text: "Take out", onclick: () => { chosen.splice(i, 1); drawChosen(); }}),
@@ -48,7 +51,8 @@
   async function load() {
     try {
       const data = await api("GET", "/api/cases/" + encodeURIComponent(code) + "/review");
-      chosen = data.items.map((i) => ({kind: i.kind, id: i.id, label: label(i.kind, i), url: i.url}));
+      chosen = data.items.map((i) => ({kind: i.kind, id: i.id, label: label(i.kind, i), url: i.url,
+                                       caption: i.caption || ""}));
       drawChosen();
       document.getElementById("clip-choices").replaceChildren(...data.clips.map((c) => choice("clip", c)));
       document.getElementById("still-choices").replaceChildren(...data.stills.map((s) => choice("still", s)));
@@ -61,7 +65,7 @@
   async function save() {
     try {
       await api("PUT", "/api/cases/" + encodeURIComponent(code) + "/review",
-                {items: chosen.map((c) => ({kind: c.kind, id: c.id}))});
+                {items: chosen.map((c) => ({kind: c.kind, id: c.id, caption: c.caption || null}))});
       say("Saved.");
       return true;
     } catch (e) { say(e.message, "error"); return false; }
