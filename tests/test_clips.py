@@ -16,6 +16,7 @@ from appliance.capture.picture import BARCODE_BITS, CELL, read_frame_index
 from appliance.catalog import Catalog, Job, MomentSource
 from appliance.config import Config
 from appliance.encode import argv as av
+from appliance.encode.film import TITLE_S
 from appliance.encode.worker import EncodeWorker
 from appliance.errors import InputError, NotFoundError
 from appliance.services import media
@@ -237,7 +238,7 @@ def test_review_film_joins_clips_in_order_with_titles(maker: Any, vigbox: Any) -
     assert indices == list(range(30, 75)) + list(range(180, 210)), "clip order and frames"
 
     titled = vigbox("film", first["id"], second["id"], "--titles", "--json").json()
-    assert titled["duration_s"] == pytest.approx(2.5 + 2 * 2.0, abs=0.1)
+    assert titled["duration_s"] == pytest.approx(2.5 + 2 * TITLE_S, abs=0.1)
     info = streams(Path(titled["path"]))
     assert info["audio"]["codec_name"] == "aac" and info["video"]["codec_name"] == "h264"
 

@@ -160,3 +160,35 @@ def test_captions_and_the_printable_stills_sheet(admin: Tablet, media: dict[str,
     start_shared(admin, "FAM-1")
     shown = admin.get("/shared/FAM-1/items").get_json()["items"]
     assert shown[0]["caption"] == "You waited <and> he looked up"
+
+
+def test_title_text_wraps_and_is_never_cut_mid_word() -> None:
+    from appliance.encode.film import TITLE_LINES, TITLE_WIDTH, title_text
+    text = ("When you waited, he looked up at you and offered the ball: you took it and "
+            "said thank you, and he smiled")
+    lines = title_text(text).split("\n")
+    assert len(lines) > 2 and all(len(line) <= TITLE_WIDTH for line in lines)
+    assert " ".join(lines) == text, "nothing lost, nothing cut at 80 characters"
+    long = title_text("word " * 200).split("\n")
+    assert len(long) == TITLE_LINES and long[-1].endswith("…")
+
+
+def test_a_review_film_from_the_chosen_clips(admin: Tablet, media: dict[str, str],
+                                             app: App) -> None:
+    caption = ("When you waited, he looked up at you and offered the ball, and you said "
+               "thank you: he smiled")
+    job = admin.post("/api/films", {"clip_ids": [media["clip2"], media["clip1"]],
+                                    "titles": True, "title_texts": [caption, None]})
+    assert job.status_code == 202, job.get_data()
+    film_id = job.get_json()["subject"]
+    media_service.run_queued(app)
+    done = admin.get(f"/api/jobs/{job.get_json()['id']}").get_json()
+    assert done["status"] == "done", done
+    response = admin.get(f"/media/film/{film_id}", headers={"Range": "bytes=0-1"})
+    response.close()
+    assert response.status_code == 206 and response.mimetype == "video/mp4"
+    film = app.catalog.media.film(film_id)
+    assert film.duration_s is not None and film.duration_s > 2 * 3.0 + 1.5
+    bad = admin.post("/api/films", {"clip_ids": [media["clip1"]], "title_texts": ["a", "b"]})
+    assert bad.status_code == 400
+    assert admin.post("/api/films", {"clip_ids": []}).status_code == 400

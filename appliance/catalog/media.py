@@ -118,12 +118,16 @@ class Media:
                                                  utc_now()))
         return job_id
 
-    def request_film(self, clip_ids: list[str], *, titles: bool, actor: str) -> int:
-        """Create a pending review film and its job; the job's id."""
+    def request_film(self, clip_ids: list[str], *, titles: bool, actor: str,
+                     title_texts: list[str | None] | None = None) -> int:
+        """Create a pending review film and its job; the job's id. `title_texts` (one per
+        clip) replace the titles taken from the clips' moments."""
         film_id = new_id("film")
+        params: dict[str, Any] = {"clip_ids": clip_ids, "titles": titles}
+        if title_texts is not None:
+            params["title_texts"] = title_texts
         with self._db.transaction() as db:
-            job_id = self._jobs.enqueue_in(db, JobKind.FILM, film_id,
-                                           {"clip_ids": clip_ids, "titles": titles}, actor=actor)
+            job_id = self._jobs.enqueue_in(db, JobKind.FILM, film_id, params, actor=actor)
             db.execute("INSERT INTO films (id, clip_ids, titles, status, job_id, created_at)"
                        " VALUES (?,?,?,?,?,?)", (film_id, json.dumps(clip_ids), int(titles),
                                                  "pending", job_id, utc_now()))

@@ -9,6 +9,7 @@ font from a system package.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,22 @@ from appliance.errors import EncodeError, InputError
 from appliance.fsutil import publish
 from appliance.probe import probe
 
-TITLE_S = 2.0
+TITLE_S = 3.0
 MAX_CLIPS = 20
+TITLE_WIDTH = 30      # characters a line at fontsize h/14 on any 16:9 or 4:3 picture
+TITLE_LINES = 6
+
+
+def title_text(raw: str) -> str:
+    """A title card's text: wrapped to lines that fit the picture, never cut mid-word; a
+    text longer than the card holds ends its last line with an ellipsis."""
+    words = " ".join(str(raw).split())
+    lines = textwrap.wrap(words, TITLE_WIDTH, break_long_words=True, break_on_hyphens=False)
+    if len(lines) > TITLE_LINES:
+        last = textwrap.shorten(" ".join(lines[TITLE_LINES - 1:]), TITLE_WIDTH,
+                                placeholder=" …")
+        lines = lines[:TITLE_LINES - 1] + [last]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,8 @@ def film_argv(parts: list[Part], out: Path, *, width: int, height: int, fps: int
             # A text file, not inline text: drawtext's escaping rules are a trap.
             chains.append(f"[{n}:v]drawtext=fontfile={_escape(str(font))}:"
                           f"textfile={_escape(str(part.title_file))}:expansion=none:"
-                          f"fontcolor=white:fontsize=h/14:x=(w-text_w)/2:y=(h-text_h)/2,"
+                          f"fontcolor=white:fontsize=h/14:line_spacing={height // 40}:"
+                          f"x=(w-text_w)/2:y=(h-text_h)/2,"
                           f"{fit}[v{i}]")
             n += 1
             inputs += ["-f", "lavfi", "-t", f"{TITLE_S:.3f}", "-i", "anullsrc=r=48000:cl=mono"]
@@ -102,9 +118,11 @@ class FilmMaker:
             assert clip.path is not None
             info = probe(clip.path)
             if job.params["titles"]:
-                title = clip.moment_tag or clip.moment_note or clip.caption or f"Moment {number}"
+                given = (job.params.get("title_texts") or [None] * len(clips))[number - 1]
+                title = (given or clip.moment_tag or clip.moment_note or clip.caption
+                         or f"Moment {number}")
                 text = self.catalog.layout.films_dir / f".{job.subject}.title{number}.txt"
-                text.write_text(" ".join(str(title).split())[:80], encoding="utf-8")
+                text.write_text(title_text(title), encoding="utf-8")
                 texts.append(text)
                 parts.append(Part(None, text, TITLE_S))
             parts.append(Part(clip.path, None, info.duration_s, info.has_audio))

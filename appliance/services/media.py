@@ -93,16 +93,20 @@ def request_still(app: App, rec_id: str, at_s: float, *, actor: str) -> Job:
     return app.catalog.jobs.get(app.catalog.media.request_still(rec_id, at_s, actor=actor))
 
 
-def request_film(app: App, clip_ids: list[str], *, titles: bool, actor: str) -> Job:
+def request_film(app: App, clip_ids: list[str], *, titles: bool, actor: str,
+                 title_texts: list[str | None] | None = None) -> Job:
     """Check the clips exist and are ready, then queue the review film."""
+    if title_texts is not None and (len(title_texts) != len(clip_ids) or any(
+            t is not None and (not isinstance(t, str) or len(t) > 400) for t in title_texts)):
+        raise InputError("give one title (at most 400 characters, or none) per clip")
     if not clip_ids:
         raise InputError("name at least one clip")
     if len(clip_ids) > MAX_CLIPS:
         raise InputError(f"a review film may join at most {MAX_CLIPS} clips")
     for clip_id in clip_ids:
         ready_clip(app.catalog, clip_id)
-    return app.catalog.jobs.get(app.catalog.media.request_film(clip_ids, titles=titles,
-                                                               actor=actor))
+    return app.catalog.jobs.get(app.catalog.media.request_film(
+        clip_ids, titles=titles, actor=actor, title_texts=title_texts))
 
 
 def run_now(app: App, job: Job) -> dict[str, Any]:

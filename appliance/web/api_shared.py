@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from appliance.catalog import Clip
 from appliance.errors import InputError
+from appliance.services import media as media_service
 from appliance.services import shared_review
 from appliance.web import body, present
 from appliance.web.context import ctx
@@ -48,3 +49,18 @@ def choose(code: str) -> ResponseReturnValue:
     shared_review.choose(ctx().app, code, [(i["kind"], i["id"], i.get("caption")) for i in raw],
                          actor=actor())
     return jsonify(items=_chosen(code))
+
+
+@bp.post("/films")
+def film() -> ResponseReturnValue:
+    """Queue a review film: clips in order, with title cards if asked (their text given per
+    clip, else the clip's tag or note); the job to poll, its subject the film's id."""
+    data = body.json_body(allowed={"clip_ids", "titles", "title_texts"})
+    clip_ids = body.texts(data, "clip_ids", max_items=40)
+    raw_titles = data.get("title_texts")
+    if raw_titles is not None and not (isinstance(raw_titles, list) and all(
+            t is None or isinstance(t, str) for t in raw_titles)):
+        raise InputError("'title_texts' must be a list of texts (or null), one per clip")
+    job = media_service.request_film(ctx().app, clip_ids, titles=body.flag(data, "titles"),
+                                     title_texts=raw_titles, actor=actor())
+    return jsonify(present.job(job)), 202

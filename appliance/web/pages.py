@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from appliance.catalog import Still
 from appliance.services import home, shared_review
 from appliance.services import recordings as rec_service
 from appliance.web import present
@@ -66,6 +67,6 @@ def stills_sheet(code: str) -> str:
     case = context.app.catalog.cases.get(code)
     stills = [(item.caption, present.still(row))
               for item, row in shared_review.chosen(context.app, code)
-              if str(item.kind) == "still"]
+              if isinstance(row, Still)]
     context.app.catalog.audit.append("review.stills_sheet", code, actor=actor())
     return render_template("stills_sheet.html", page="cases", code=case.code, stills=stills)

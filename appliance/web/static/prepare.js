@@ -71,6 +71,32 @@
     } catch (e) { say(e.message, "error"); return false; }
   }
 
+  async function makeFilm() {
+    const clips = chosen.filter((c) => c.kind === "clip");
+    if (!clips.length) { say("choose at least one clip first", "error"); return; }
+    const $ = (id) => document.getElementById(id);
+    try {
+      let job = await api("POST", "/api/films", {
+        clip_ids: clips.map((c) => c.id), titles: $("film-titles").checked,
+        title_texts: clips.map((c) => c.caption || null)});
+      $("film-job").hidden = false;
+      $("film").hidden = true;
+      while (!["done", "failed", "cancelled"].includes(job.status)) {
+        $("film-bar").value = job.progress;
+        $("film-text").textContent = job.status === "queued" ? "waiting for the encoder" : Math.round(job.progress) + " %";
+        await new Promise((r) => setTimeout(r, 500));
+        job = await api("GET", "/api/jobs/" + job.id, undefined, {poll: true});
+      }
+      $("film-bar").value = job.progress;
+      $("film-text").textContent = job.status === "done" ? "ready" : job.status + (job.error ? ": " + job.error : "");
+      if (job.status === "done") {
+        $("film").src = "/media/film/" + encodeURIComponent(job.subject);
+        $("film").hidden = false;
+      }
+    } catch (e) { say(e.message, "error"); }
+  }
+
+  document.getElementById("make-film").addEventListener("click", makeFilm);
   document.getElementById("save").addEventListener("click", save);
   // Starting always shows what is on screen: save first.
   document.getElementById("start-shared").closest("form").addEventListener("submit", async (e) => {
