@@ -192,3 +192,55 @@ def test_a_review_film_from_the_chosen_clips(admin: Tablet, media: dict[str, str
     bad = admin.post("/api/films", {"clip_ids": [media["clip1"]], "title_texts": ["a", "b"]})
     assert bad.status_code == 400
     assert admin.post("/api/films", {"clip_ids": []}).status_code == 400
+
+
+@pytest.mark.slow
+def test_filming_the_shared_review_stores_what_was_shown_when(
+        admin: Tablet, media: dict[str, str], app: App, config: object) -> None:
+    from tests.web_support import running_daemon, wait_until
+    choose(admin, "FAM-1", ("clip", media["clip1"]), ("still", media["still"]))
+    start_shared(admin, "FAM-1")
+    from appliance.services.daemon import DaemonClient
+    with running_daemon(config):  # type: ignore[arg-type]
+        box = DaemonClient(config.socket)  # type: ignore[attr-defined]
+        wait_until(lambda: box.status()["state"] == "ready", "the box to be ready")
+        assert admin.post("/shared/FAM-1/events", {"event": "shown", "item": 0}) \
+            .get_json() == {"recorded": False, "event": None}, "nothing is filmed yet"
+        refused = admin.post("/shared/FAM-1/film/start", {})
+        assert refused.status_code == 400
+        assert "consent to supervision" in refused.get_json()["error"]
+        app.catalog.cases.set_consent("FAM-1", {Consent.SUPERVISION: "2026-01-02"},
+                                      actor="test")
+        started = admin.post("/shared/FAM-1/film/start", {})
+        assert started.status_code == 200, started.get_data()
+        rec_id = started.get_json()["recording"]["id"]
+
+        def event(name: str, **extra: object) -> dict[str, object]:
+            response = admin.post("/shared/FAM-1/events", {"event": name, **extra})
+            assert response.status_code == 200, response.get_data()
+            return response.get_json()
+
+        wait_until(lambda: event("shown", item=0)["recorded"] is True, "filming under way",
+                   timeout=15)
+        for name, extra in (("play", {}), ("speed", {"detail": "0.5"}), ("pause", {}),
+                            ("shown", {"item": 1})):
+            assert event(name, **extra)["recorded"] is True
+        assert admin.post("/shared/FAM-1/events", {"event": "dance"}).status_code == 400
+        assert admin.post("/shared/FAM-1/events", {"event": "shown", "item": 9}) \
+            .status_code == 400
+        stopped = admin.post("/shared/FAM-1/film/stop", {})
+        assert stopped.status_code == 200, stopped.get_data()
+    rec = app.catalog.recordings.get(rec_id)
+    assert rec.kind == "review" and rec.case == "FAM-1" and rec.status == "ready"
+    events = app.catalog.review_events.list(rec_id)
+    assert [str(e.event) for e in events] == ["shown", "play", "speed", "pause", "shown"]
+    assert [e.detail for e in events][2] == "0.5"
+    shown = [(e.item_kind, e.item_id) for e in events if e.event == "shown"]
+    assert shown[0] == ("clip", media["clip1"]) and shown[-1] == ("still", media["still"])
+    times = [e.at_s for e in events]
+    assert times == sorted(times) and times[-1] <= (rec.duration_s or 0) + 0.5
+    right = admin.client.post("/shared/FAM-1/leave", data={"password": PASSPHRASE,
+                                                           "csrf_token": admin.token})
+    assert right.status_code == 302
+    detail = admin.get(f"/api/recordings/{rec_id}").get_json()
+    assert detail["kind"] == "review" and len(detail["events"]) == len(events)

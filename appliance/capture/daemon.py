@@ -40,8 +40,7 @@ RECOVERY_NICE = 10   # recovery yields the CPU to whatever else starts meanwhile
 
 
 def request_actor(request: dict[str, Any]) -> str:
-    """Who sent a control request, for the audit log: an account name the web UI passes
-    on, else "control" (a shell on the box)."""
+    """Who sent a request, for the audit log: an account the web names, else "control"."""
     actor = request.get("actor")
     if isinstance(actor, str) and 0 < len(actor) <= 64 and actor.isprintable():
         return actor
@@ -242,8 +241,8 @@ class CaptureDaemon:
 
     # -- commands -------------------------------------------------------------------------
 
-    def start_recording(self, pressed_at_ns: int | None = None,
-                        case: str | None = None, actor: str = SESSION_ACTOR) -> Recording:
+    def start_recording(self, pressed_at_ns: int | None = None, case: str | None = None,
+                        actor: str = SESSION_ACTOR, kind: str = "interaction") -> Recording:
         """Start a recording now, for `case` or else the selected case; BusyError if one
         runs, PreflightError if it cannot."""
         pressed_at_ns = pressed_at_ns or time.monotonic_ns()
@@ -260,7 +259,7 @@ class CaptureDaemon:
                 self._reopen_camera_if_needed()
                 session = Session(catalog=self.catalog, config=self.config, camera=self.camera,
                                   mic=self.mic, case=case, on_event=self._on_event,
-                                  actor=actor)
+                                  actor=actor, kind=kind)
                 self._session = session
                 self._warning = False
                 rec = session.start(pressed_at_ns)
@@ -400,10 +399,13 @@ class CaptureDaemon:
             return self.status()
         actor = request_actor(request)
         if cmd == "start":
-            case = request.get("case")
+            case, kind = request.get("case"), request.get("kind", "interaction")
             if case is not None and not isinstance(case, str):
                 raise InputError("'case' must be a case code")
-            return {"recording": self.start_recording(case=case, actor=actor).to_json()}
+            if kind not in ("interaction", "review") or (kind == "review" and not case):
+                raise InputError("'kind' is interaction, or review (of a named case)")
+            return {"recording": self.start_recording(case=case, actor=actor,
+                                                      kind=kind).to_json()}
         if cmd == "case":
             case = request.get("case", "")
             if case is not None and not (isinstance(case, str) and case):

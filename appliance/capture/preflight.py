@@ -42,12 +42,16 @@ def check_disk(config: Config, layout: Layout) -> None:
             "reserve; sync and remove old recordings first")
 
 
-def check_filming_consent(catalog: Catalog, case: str) -> None:
-    """Refuse a case that does not exist (NotFoundError) or has no consent to filming
-    on record (NoConsentError)."""
-    if not catalog.cases.get(case).allows(Consent.FILMING):
-        raise NoConsentError(f"case {case} has no consent to filming on record; record it "
-                             f"first: `vigbox cases consent {case} --give filming`")
+def check_filming_consent(catalog: Catalog, case: str, kind: str = "interaction") -> None:
+    """Refuse a case that does not exist (NotFoundError) or has no consent to filming on
+    record (NoConsentError); filming a shared review (for a supervisor) needs consent
+    to supervision as well."""
+    found = catalog.cases.get(case)
+    scopes = [Consent.FILMING] + ([Consent.SUPERVISION] if kind == "review" else [])
+    for scope in scopes:
+        if not found.allows(scope):
+            raise NoConsentError(f"case {case} has no consent to {scope} on record; record "
+                                 f"it first: `vigbox cases consent {case} --give {scope}`")
 
 
 def preflight(config: Config, layout: Layout, camera: Camera, mic: Microphone | None) -> None:

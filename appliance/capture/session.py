@@ -71,13 +71,11 @@ class Session:
                  mic: Microphone | None, case: str | None = None,
                  clock: Callable[[], int] = time.monotonic_ns,
                  on_event: Callable[[Event], None] | None = None,
-                 actor: str = ACTOR) -> None:
-        self.catalog = catalog
+                 actor: str = ACTOR, kind: str = "interaction") -> None:
+        self.catalog, self.config = catalog, config
         self.actor = actor   # who started it: the box's button, or an account on the tablet
-        self.config = config
-        self.camera = camera
-        self.mic = mic
-        self.case = case
+        self.camera, self.mic, self.case = camera, mic, case
+        self.kind = kind     # "interaction" at home, or "review": a filmed shared review
         self._clock = clock
         self._on_event = on_event or (lambda e: None)
         self.id = ""
@@ -108,13 +106,13 @@ class Session:
         layout = self.catalog.layout
         preflight(self.config, layout, self.camera, self.mic)
         if self.case is not None:
-            check_filming_consent(self.catalog, self.case)
+            check_filming_consent(self.catalog, self.case, self.kind)
         self.id = new_recording_id()
         self.directory = layout.recording_dir(self.id)
         # The row comes first: a crash after it leaves a row that recovery can close.
         rec = self.catalog.recordings.create(
             self.id, case=self.case, started_at=utc_now(), origin=Origin.CAPTURE,
-            actor=self.actor, width=self.camera.width, height=self.camera.height,
+            actor=self.actor, width=self.camera.width, height=self.camera.height, kind=self.kind,
             fps=float(self.camera.fps), audio="none" if self.mic is None else "ok")
         ensure_ballast(self._ballast, BALLAST_MB * MB)
         self.directory.mkdir(parents=True, exist_ok=True)

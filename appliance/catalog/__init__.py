@@ -33,6 +33,7 @@ from appliance.catalog.recordings import (
     RecordingStatus,
     new_recording_id,
 )
+from appliance.catalog.review_events import ReviewEvent, ReviewEventRow, ReviewEvents
 from appliance.catalog.review_items import ItemKind, ReviewItem, ReviewItems
 from appliance.catalog.schema import MIGRATIONS
 from appliance.catalog.sessions import Sessions
@@ -41,7 +42,8 @@ from appliance.fsutil import release_ballast
 from appliance.layout import Layout
 
 __all__ = [
-    "Accounts", "ItemKind", "ReviewItem", "ReviewItems", "Sessions", "Tag", "Tags", "User",
+    "Accounts", "ItemKind", "ReviewEvent", "ReviewEventRow", "ReviewEvents", "ReviewItem",
+    "ReviewItems", "Sessions", "Tag", "Tags", "User",
     "Assets", "AssetsTable", "AssetStatus", "AuditEntry", "AuditLog", "CONSENT_SCOPES", "Case",
     "Cases", "Catalog", "Clip", "Consent", "Film", "INTERRUPTED", "Job", "JobKind", "JobQueue",
     "JobStatus", "Layout", "Media", "MediaStatus", "Moment", "MomentSource", "Moments",
@@ -67,6 +69,7 @@ class Catalog:
         self.accounts = Accounts(self.db, self.audit)
         self.sessions = Sessions(self.db)
         self.review_items = ReviewItems(self.db, self.audit)
+        self.review_events = ReviewEvents(self.db)
         self.tags = Tags(self.db, self.audit)
 
     @property

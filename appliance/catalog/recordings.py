@@ -39,7 +39,7 @@ class Origin(enum.StrEnum):
 
 
 FIELDS = ("duration_s", "status", "path", "width", "height", "fps", "video_frames",
-          "dropped_frames", "audio", "problems")
+          "dropped_frames", "audio", "problems", "kind")
 
 
 def new_recording_id() -> str:

@@ -232,5 +232,19 @@ MIGRATIONS.append(
     );
     ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'interaction'
         CHECK (kind IN ('interaction', 'review'));
+    -- What happened while a shared review was filmed, at its time in that recording, so a
+    -- supervisor can jump from "clip 2 shown" to that moment of the conversation.
+    CREATE TABLE review_events (
+        id INTEGER PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings(id),
+        at_s REAL NOT NULL CHECK (at_s >= 0),
+        event TEXT NOT NULL CHECK (event IN
+            ('shown', 'play', 'pause', 'speed', 'step')),
+        item_kind TEXT,
+        item_id TEXT,
+        detail TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX review_events_recording ON review_events(recording_id, at_s);
     """
 )

@@ -44,9 +44,13 @@ class DaemonClient:
         """What the box is doing."""
         return request(self.socket, "status", timeout=TIMEOUT_S)
 
-    def start(self, case: str | None = None, *, actor: str | None = None) -> dict[str, Any]:
-        """Start recording (for a case); `actor` is the account the audit log names."""
+    def start(self, case: str | None = None, *, actor: str | None = None,
+              kind: str = "interaction") -> dict[str, Any]:
+        """Start recording (for a case); `actor` is the account the audit log names; kind
+        "review" films a shared review of the case (needs consent to supervision)."""
         extra: dict[str, Any] = {"case": case} if case else {}
+        if kind != "interaction":
+            extra["kind"] = kind
         if actor:
             extra["actor"] = actor
         return request(self.socket, "start", timeout=TIMEOUT_S, **extra)

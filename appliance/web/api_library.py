@@ -35,6 +35,8 @@ def recording(rec_id: str) -> Response:
                           if rec.playable else [])
     out["clips"] = [present.clip(c) for c in app.catalog.media.clips(rec_id)]
     out["stills"] = [present.still(s) for s in app.catalog.media.stills(rec_id)]
+    if rec.kind == "review":  # what was shown, paused, slowed, at its time in the review
+        out["events"] = [e.to_json() for e in app.catalog.review_events.list(rec_id)]
     return jsonify(out)
 
 

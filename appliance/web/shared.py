@@ -11,17 +11,20 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from flask.typing import ResponseReturnValue
 
 from appliance.catalog import Clip
-from appliance.errors import AuthError
+from appliance.errors import AuthError, BusyError
 from appliance.services import accounts, shared_review
-from appliance.web import present
+from appliance.web import body, present
 from appliance.web.context import ctx
 from appliance.web.security import actor
 
 bp = Blueprint("shared", __name__, url_prefix="/shared")
 SHARED_KEY = "shared_case"
 # What a session in shared mode may still reach.
-ALLOWED = frozenset({"shared.page", "shared.items", "shared.leave", "media.media", "static",
+ALLOWED = frozenset({"shared.page", "shared.items", "shared.leave", "shared.film_start",
+                     "shared.film_stop", "shared.event", "media.media", "static",
                      "auth.logout"})
+OWN_CASE = frozenset({"shared.page", "shared.items", "shared.leave", "shared.film_start",
+                      "shared.film_stop", "shared.event"})
 
 
 def shared_case() -> str | None:
@@ -38,7 +41,7 @@ def allows(endpoint: str | None, view_args: dict[str, Any] | None) -> bool:
     args = view_args or {}
     if endpoint not in ALLOWED:
         return False
-    if endpoint in ("shared.page", "shared.items", "shared.leave"):
+    if endpoint in OWN_CASE:
         return args.get("code") == case
     if endpoint == "media.media":
         return shared_review.may_show(ctx().app, case, str(args.get("kind")),
@@ -88,3 +91,33 @@ def leave(code: str) -> Response:
     session.pop(SHARED_KEY, None)
     ctx().app.catalog.audit.append("review.shared.end", code, actor=user.name)
     return redirect(url_for("pages.prepare", code=code))  # type: ignore[return-value]
+
+
+@bp.post("/<code>/film/start")
+def film_start(code: str) -> ResponseReturnValue:
+    """Film this shared review (for supervision): needs the case's consent to it."""
+    body.json_body(allowed=set())
+    context = ctx()
+    return jsonify(shared_review.film_review(context.app, context.daemon, code, actor=actor()))
+
+
+@bp.post("/<code>/film/stop")
+def film_stop(code: str) -> ResponseReturnValue:
+    """Stop filming the review (only a review of this case)."""
+    body.json_body(allowed=set())
+    context = ctx()
+    if shared_review.filmed_review(context.app, context.daemon, code) is None:
+        raise BusyError("this review is not being filmed")
+    return jsonify(context.daemon.stop(actor=actor()))
+
+
+@bp.post("/<code>/events")
+def event(code: str) -> ResponseReturnValue:
+    """What the guider just did (shown, play, pause, speed, step), stored at its time in the
+    review being filmed; {"recorded": false} when it is not being filmed."""
+    data = body.json_body(allowed={"event", "item", "detail"})
+    row = shared_review.note_event(
+        ctx().app, ctx().daemon, code, body.text(data, "event", max_len=20) or "",
+        index=body.integer(data, "item", required=False),
+        detail=body.text(data, "detail", required=False, max_len=80))
+    return jsonify(recorded=row is not None, event=row.to_json() if row else None)
