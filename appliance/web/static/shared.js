@@ -47,9 +47,12 @@
     });
   }
 
+  // Slowed sound is off unless asked for (WebKit unmutes when playing starts: re-applied).
+  function applyMute() { video.muted = video.playbackRate < 1 && !$("slow-sound").checked; }
+
   function setSpeed(rate) {
     video.playbackRate = rate;
-    video.muted = rate < 1 && !$("slow-sound").checked;
+    applyMute();
     if ("preservesPitch" in video) video.preservesPitch = true;
     for (const b of document.querySelectorAll("[data-speed]")) {
       b.setAttribute("aria-pressed", String(parseFloat(b.dataset.speed) === rate));
@@ -69,7 +72,9 @@
   $("play").addEventListener("click", () => {
     if (video.paused) video.play().catch((e) => say(e.message, "error")); else video.pause();
   });
-  video.addEventListener("play", () => { $("play").textContent = "Pause"; });
+  video.addEventListener("play", () => { $("play").textContent = "Pause"; applyMute(); });
+  video.addEventListener("playing", applyMute);
+  video.addEventListener("volumechange", () => { if (!video.paused && !video.muted) applyMute(); });
   video.addEventListener("pause", () => {
     $("play").textContent = "Play";
     n = Math.floor(video.currentTime * fps() + 1e-6);   // freeze on the frame showing
