@@ -317,3 +317,36 @@ def test_make_the_review_film(browser: Engine, case: dict[str, Any]) -> None:
     assert film["duration"] >= 4 - 0.2, film     # two 2 s clips, plus title cards
     assert film["bar"] == 100 and film["text"] == "ready", film
     assert_no_error_shown(browser)
+
+
+def test_film_the_shared_review(browser: Engine, case: dict[str, Any]) -> None:
+    """Filming the review (the case has consent to supervision): each item shown and the
+    speed chosen are found at their times in the review's own recording."""
+    start_shared(browser, case)
+    code = case["code"]
+    browser.click("#film-review")
+    browser.wait_for("document.getElementById('film-state').textContent.includes('filming')",
+                     what="filming to start")
+    for _ in range(2):
+        time.sleep(0.6)   # the conversation goes on between items
+        browser.click("#next")
+    browser.click("[data-speed='0.5']")
+    time.sleep(0.6)
+    browser.click("#film-review")
+    browser.wait_for("document.getElementById('film-state').textContent === '' && "
+                     "!document.getElementById('film-review').disabled",
+                     60, what="the review's film saved")
+    browser.click("details.leave summary")
+    browser.fill("details.leave input[name=password]", PASSPHRASE)
+    browser.click("details.leave button[type=submit]")
+    browser.wait_for(f"location.pathname === '/cases/{code}/review'", what="left shared mode")
+    recs = api(browser, "/api/recordings")
+    [review] = [r for r in recs if r["kind"] == "review" and r["case"] == code][:1]
+    detail = api(browser, f"/api/recordings/{review['id']}")
+    events = detail["events"]
+    shown = [e for e in events if e["event"] == "shown"]
+    assert len(shown) == 3, events   # the first item at the start, then two "next"
+    assert [e["event"] for e in events][-1] == "speed" and events[-1]["detail"] == "0.5"
+    times = [e["at_s"] for e in events]
+    assert times == sorted(times) and times[-1] <= detail["duration_s"] + 0.5
+    assert shown[2]["at_s"] - shown[0]["at_s"] >= 1.0, "the items were shown over time"
