@@ -325,3 +325,21 @@ def test_odd_csrf_tokens_are_refused_not_crashed(admin: Tablet) -> None:
         response = admin.client.post("/api/cases", json={"code": "FAM-1"},
                                      headers={"X-CSRF-Token": token.encode().decode("latin-1")})
         assert response.status_code in (403, 431), token
+
+
+def test_a_tablets_occasional_typos_do_not_add_up(app: App) -> None:
+    """A right login halves the client's count: a guider's typos over a day never grow
+    into long lockouts, while guesses between one's own logins still meet the lock."""
+    accounts = app.catalog.accounts
+    accounts.set_passphrase("sam", PASSPHRASE, actor="test")
+    for login in range(2 * FREE_FAILURES + 2):   # a typo before every login, all day
+        with pytest.raises(AuthError) as info:
+            accounts.authenticate("sam", "typo typo", client="10.42.0.9", now=100.0)
+        assert not isinstance(info.value, LockedOutError), login
+        accounts.authenticate("sam", PASSPHRASE, client="10.42.0.9", now=100.0)
+    # Guessing at another account from the same tablet still locks it.
+    for _ in range(FREE_FAILURES):
+        with pytest.raises(AuthError):
+            accounts.authenticate("admin", "guess guess", client="10.42.0.9", now=100.0)
+    with pytest.raises(LockedOutError):
+        accounts.authenticate("sam", PASSPHRASE, client="10.42.0.9", now=100.0)

@@ -168,8 +168,9 @@ class Accounts:
                 self._audit.append_in(db, "login.failed", None, actor="web",
                                       detail={"client": client[:64]})
             else:
-                # The account's count is cleared; the client's is not: an account of
-                # one's own must not reset the count of guesses at others.
+                # The account's count is cleared; the client's is only halved: an account
+                # of one's own must not wipe the count of guesses at others, nor a
+                # guider's occasional typo add up over a day into long lockouts.
                 self._unfail_in(db, client_key)
                 db.execute("DELETE FROM login_failures WHERE key=?", (user_key,))
                 self._audit.append_in(db, "login", name, actor=name,
@@ -201,10 +202,11 @@ class Accounts:
 
     @staticmethod
     def _unfail_in(db: sqlite3.Connection, key: str) -> None:
-        # Take back the failure counted up front for an attempt that succeeded.
+        # Take back the failure counted up front for an attempt that succeeded, halve the
+        # rest.
         # (and the lock it may have set; earlier failures still count toward the next).
-        db.execute("UPDATE login_failures SET failures=failures-1, locked_until=0 WHERE key=?",
-                   (key,))
+        db.execute("UPDATE login_failures SET failures=(failures-1)/2, locked_until=0"
+                   " WHERE key=?", (key,))
         db.execute("DELETE FROM login_failures WHERE key=? AND failures<=0", (key,))
 
     @staticmethod
