@@ -120,7 +120,9 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
              f"  review assets: {shown}\n"
              f"  play it with: ffplay {rec.path}\n"
              f"  list recordings: {sys.executable} -m appliance --data-dir "
-             f"{config.data_path} recordings")
+             f"{config.data_path} recordings\n"
+             f"  review it in a browser: {sys.executable} -m appliance --data-dir "
+             f"{config.data_path} web --port 8080 (the first visit makes an account)")
     emit(args, doc, human)
     return 0
 
