@@ -31,10 +31,18 @@
   }
 
   async function change(code, scope, give) {
-    if (!give && !window.confirm("Record that the family withdrew consent to " + scope + " for " + code + "?")) return;
+    let date = today();
+    if (give) {
+      // The day the family signed, which may be before today.
+      date = window.prompt("Consent to " + scope + " for " + code + ": the day the family signed (YYYY-MM-DD)", today());
+      if (date === null) return;
+      date = date.trim() || today();
+    } else if (!window.confirm("Record that the family withdrew consent to " + scope + " for " + code + "?")) {
+      return;
+    }
     try {
       await api("POST", "/api/cases/" + encodeURIComponent(code) + "/consent",
-                give ? {give: [scope], date: today()} : {withdraw: [scope]});
+                give ? {give: [scope], date} : {withdraw: [scope]});
       say(give ? "Consent recorded." : "Withdrawal recorded.");
       load();
     } catch (e) { say(e.message, "error"); }
