@@ -7,6 +7,7 @@ passphrase nor its hash ever goes into the audit log.
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 import sqlite3
 import threading
@@ -27,8 +28,11 @@ FREE_FAILURES = 3          # failures allowed before the first lockout
 FIRST_LOCKOUT_S = 5.0      # then 5 s, 10 s, 20 s ... doubling
 MAX_LOCKOUT_S = 15 * 60.0
 FORGET_AFTER_S = 24 * 3600.0   # a quiet day wipes the slate
-# Checked when the account is unknown, so a wrong name costs as long as a wrong passphrase.
-_DUMMY_HASH = generate_password_hash("not a passphrase of anyone")
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when the account is unknown, so a wrong name costs as long as a wrong
+    passphrase; made on first use, not at import (every command imports the catalog)."""
+    return generate_password_hash("not a passphrase of anyone")
 # scrypt takes tens of MB and ~0.1 s: a burst of logins must not take every core and
 # the memory of a 1 GB Pi.
 _HASH_CHECKS = threading.BoundedSemaphore(2)
@@ -162,7 +166,7 @@ class Accounts:
                 self._fail_in(db, key, now)
             row = db.execute("SELECT * FROM users WHERE name=?", (name,)).fetchone()
         with _HASH_CHECKS:
-            ok = check_password_hash(row["pw_hash"] if row else _DUMMY_HASH, passphrase)
+            ok = check_password_hash(row["pw_hash"] if row else _dummy_hash(), passphrase)
         with self._db.transaction() as db:
             if row is None or not ok:
                 self._audit.append_in(db, "login.failed", None, actor="web",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from appliance.errors import NotFoundError
 from appliance.services import cases as case_service
 from appliance.services import media as media_service
 from appliance.services import moments as moment_service
@@ -150,5 +151,5 @@ def change_tag(tag_id: int) -> Response:
     if tag is None:
         tag = next((t for t in tags.list(include_retired=True) if t.id == tag_id), None)
         if tag is None:
-            return jsonify(error=f"no tag {tag_id}", status=404), 404  # type: ignore[return-value]
+            raise NotFoundError(f"no tag {tag_id}")
     return jsonify(tag.to_json())

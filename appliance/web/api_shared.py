@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from appliance.catalog import Clip
 from appliance.errors import InputError
 from appliance.services import media as media_service
 from appliance.services import shared_review
@@ -21,7 +20,7 @@ bp = Blueprint("api_shared", __name__, url_prefix="/api")
 def _chosen(code: str) -> list[dict[str, Any]]:
     out = []
     for item, row in shared_review.chosen(ctx().app, code):
-        shown = present.clip(row) if isinstance(row, Clip) else present.still(row)
+        shown = present.item(row)
         out.append({**shown, **item.to_json(), "caption": item.caption or shown.get("caption")})
     return out
 

@@ -18,7 +18,7 @@ from appliance.errors import (
     LockedOutError,
     NotFoundError,
 )
-from appliance.web.security import CsrfError, current_user
+from appliance.web.security import CsrfError, current_user, wants_json
 
 log = logging.getLogger(__name__)
 NOT_RUNNING = ("the recorder is not running: restart the box; if it stays, ask the "
@@ -58,7 +58,7 @@ def words_for(e: ApplianceError, status: int) -> str:
 
 
 def _answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    if request.path.startswith(("/api/", "/media/")) or request.is_json:
+    if wants_json() or request.is_json:
         response = jsonify(error=message, status=status)
     else:
         response = Response(render_template("error.html", status=status, message=message),

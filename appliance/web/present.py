@@ -57,6 +57,11 @@ def still(s: Still) -> dict[str, Any]:
             "url": media_url("still", s.id) if s.path and str(s.status) == "ready" else None}
 
 
+def item(row: Clip | Still) -> dict[str, Any]:
+    """A clip or a still, whichever it is."""
+    return clip(row) if isinstance(row, Clip) else still(row)
+
+
 def job(j: Job) -> dict[str, Any]:
     """A job's progress for the progress bars (no file paths)."""
     out = j.to_json()

@@ -126,11 +126,11 @@ def install(app: Flask, *, idle_timeout_s: float, secure_cookie: bool,
         if request.endpoint is None:
             abort(404)  # unknown URL: 404 without saying whether a login would help
         if request.endpoint not in PUBLIC and g.user is None:
-            if _wants_json():
+            if wants_json():
                 raise AuthError("log in first")
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         if g.user is not None and not shared_mode_allows(request.endpoint, request.view_args):
-            if _wants_json():
+            if wants_json():
                 raise AuthError("the tablet is in shared review mode: leave it first")
             return redirect(url_for("shared.page", code=session.get("shared_case")))
         if request.method in UNSAFE_METHODS and not (
@@ -191,5 +191,6 @@ class CsrfError(AuthError):
     """A state-changing request without this session's CSRF token."""
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
+    """Answer this request in JSON (the API and media), not with a page."""
     return request.path.startswith("/api/") or request.path.startswith("/media/")

@@ -10,7 +10,6 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from appliance.catalog import Clip
 from appliance.errors import AuthError, BusyError
 from appliance.services import accounts, shared_review
 from appliance.web import body, present
@@ -71,7 +70,7 @@ def items(code: str) -> ResponseReturnValue:
     """The chosen clips and stills, in order, with only what showing them needs."""
     out = []
     for item, row in shared_review.chosen(ctx().app, code):
-        shown = present.clip(row) if isinstance(row, Clip) else present.still(row)
+        shown = present.item(row)
         out.append({"kind": str(item.kind), "url": shown["url"],
                     "duration_s": shown.get("duration_s"),
                     "caption": item.caption or shown.get("caption")})
