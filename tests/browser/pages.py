@@ -20,6 +20,8 @@ from tests.browser.engines import Engine
 READ_BARCODE_JS = """
 const el = document.querySelector(args[0]);
 if (!el) throw new Error("no " + args[0]);
+// An <img> can be "complete" before it is decoded: WebKit then draws nothing (read as 0).
+if (el instanceof HTMLImageElement) await el.decode();
 const w = el.videoWidth || el.naturalWidth, h = el.videoHeight || el.naturalHeight;
 if (!w || !h) return null;
 const canvas = document.createElement("canvas");
