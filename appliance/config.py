@@ -11,21 +11,25 @@ import math
 import os
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from socket import gethostname
 from typing import Any
 
 from appliance.errors import ConfigError
 from appliance.layout import Layout
 
 DEFAULT_CONFIG_PATH = Path("/etc/vigbox/config.toml")
+MAX_NAME = 40
 SYSTEM_DATA_DIR = Path("/var/lib/vigbox")
 
 
 def _setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
-             min: float | None = None, max: float | None = None) -> Any:
+             min: float | None = None, max: float | None = None,
+             max_len: int | None = None) -> Any:
     """A config field with its description and limits kept beside it."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "max_len": max_len}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -136,6 +140,8 @@ class WebConfig:
                                   max=64 * 1024)
     tls_cert: str = _setting("", "certificate for --tls; empty = one made on the box")
     tls_key: str = _setting("", "its private key; empty = one made on the box")
+    downloads_allowed: bool = _setting(False, "guiders may download clips, stills and review "
+                                       "films to the tablet (each download is audited)")
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,8 @@ class Config:
     """The whole appliance configuration."""
 
     data_dir: str = _setting("", "where the catalog and media live; empty = default")
+    device_name: str = _setting("", "the box's name, shown on the tablet; empty = host name",
+                                max_len=MAX_NAME)
     log_level: str = _setting("info", "log verbosity",
                               choices=("debug", "info", "warning", "error"))
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -157,6 +165,11 @@ class Config:
     def data_path(self) -> Path:
         """The data directory as a path (the default depends on who runs the box)."""
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    @property
+    def box_name(self) -> str:
+        """The name the tablet shows for this box."""
+        return self.device_name or gethostname()
 
     @property
     def socket(self) -> Path:
@@ -237,6 +250,41 @@ def _check_relations(config: Config, source: str) -> None:
                           "lower the warning for short recordings")
 
 
+def apply_overrides(config: Config, overrides: Mapping[str, Any], *,
+                    source: str = "settings") -> Config:
+    """The config with settings changed on the box (dotted keys, as in the file), each
+    checked as the file's are; ConfigError names a bad key or value, or settings that do
+    not fit together."""
+    for key, value in overrides.items():
+        config = _replace_key(config, key.split("."), value, key, source)
+    _check_relations(config, source)
+    return config
+
+
+def setting_of(config: Config, key: str) -> tuple[Any, Mapping[str, Any]]:
+    """A dotted key's value and its field's description and limits."""
+    obj: Any = config
+    *tables, name = key.split(".")
+    for table in tables:
+        obj = getattr(obj, table)
+    meta = {f.name: f.metadata for f in dataclasses.fields(obj)}[name]
+    return getattr(obj, name), meta
+
+
+def _replace_key(obj: Any, path: list[str], value: Any, key: str, source: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    head, rest = path[0], path[1:]
+    if head not in fields:
+        raise ConfigError(f"{source}: unknown key '{key}'")
+    kind = typing.get_type_hints(type(obj))[head]
+    is_table = isinstance(kind, type) and dataclasses.is_dataclass(kind)
+    if is_table != bool(rest):
+        raise ConfigError(f"{source}: '{key}' is not a setting")
+    new = (_replace_key(getattr(obj, head), rest, value, key, source) if rest
+           else _check_value(key, value, kind, fields[head].metadata, source))
+    return dataclasses.replace(obj, **{head: new})
+
+
 def _build(cls: type, table: Any, *, prefix: str, source: str) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a table")
@@ -284,6 +332,8 @@ def _check_value(key: str, value: Any, kind: Any, meta: Any, source: str) -> Any
         raise bad(f"must be at least {meta['min']}")
     if meta.get("max") is not None and value > meta["max"]:
         raise bad(f"must be at most {meta['max']}")
+    if meta.get("max_len") is not None and len(value) > meta["max_len"]:
+        raise bad(f"must be at most {meta['max_len']} characters")
     return value
 
 

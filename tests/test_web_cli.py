@@ -139,3 +139,25 @@ def test_web_on_a_taken_port_says_so(cli_env: dict[str, str]) -> None:
                               env=cli_env, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1
     assert "cannot listen" in proc.stderr.splitlines()[-1]
+
+
+def test_settings_show_set_reset(vigbox: Any, data_dir: Path) -> None:
+    shown = vigbox("settings", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.json()["settings"]["web.downloads_allowed"]["value"] is False
+    made = vigbox("settings", "set", "web.downloads_allowed", "yes", "--json")
+    assert made.returncode == 0, made.stderr
+    assert made.json()["settings"]["web.downloads_allowed"]["changed_on_box"] is True
+    assert vigbox("settings", "set", "recording.max_seconds", "300").returncode == 0
+    listing = vigbox("settings").stdout
+    assert "recording.max_seconds = 300  (changed on the box" in listing
+    for args, words in [(("set", "recording.max_seconds", "ten"), "whole number"),
+                        (("set", "web.downloads_allowed", "maybe"), "true or false"),
+                        (("set", "camera.fps", "25"), "cannot be changed here"),
+                        (("set", "recording.max_seconds", "30"), "must be less than")]:
+        bad = vigbox("settings", *args)
+        assert bad.returncode == 1 and words in bad.error_line(), bad.stderr
+    assert vigbox("settings", "reset", "recording.max_seconds").returncode == 0
+    final = vigbox("settings", "--json").json()["settings"]
+    assert final["recording.max_seconds"]["changed_on_box"] is False
+    assert final["web.downloads_allowed"]["value"] is True

@@ -4,34 +4,13 @@ only that case's chosen clips and stills and is left only with the guider's pass
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from appliance.catalog import Consent
 from appliance.services import media as media_service
 from appliance.services.app import App
-from appliance.services.imports import import_file
 from tests.web_support import PASSPHRASE, Tablet
-
-
-@pytest.fixture
-def media(app: App, film: str, barcode_film: Path, tmp_path: Path) -> dict[str, str]:
-    """Case FAM-1's film with two clips and a still; case FAM-2's film with a clip."""
-    app.catalog.cases.add("FAM-1", {Consent.FILMING: "2026-01-01"}, actor="test")
-    app.catalog.cases.add("FAM-2", {Consent.FILMING: "2026-01-01"}, actor="test")
-    app.catalog.recordings.set_case(film, "FAM-1", actor="test")
-    shutil.copy(barcode_film, tmp_path / "other.mp4")
-    other = import_file(app, tmp_path / "other.mp4", case="FAM-2", actor="test").id
-    jobs = {
-        "clip1": media_service.request_clip(app, film, 1.0, 2.0, exact=True, actor="test"),
-        "clip2": media_service.request_clip(app, film, 4.0, 5.0, exact=False, actor="test"),
-        "still": media_service.request_still(app, film, 3.0, actor="test"),
-        "other": media_service.request_clip(app, other, 1.0, 2.0, exact=True, actor="test"),
-    }
-    media_service.run_queued(app)
-    return {name: str(app.catalog.jobs.get(job.id).subject) for name, job in jobs.items()}
 
 
 def choose(admin: Tablet, case: str, *items: tuple[str, str]) -> object:

@@ -185,6 +185,14 @@ REFUSALS: dict[str, type[ControlError]] = {
     "busy": DaemonBusyError, "bad_request": DaemonRequestError, "failed": DaemonFailedError}
 
 
+def request_actor(request: dict[str, Any]) -> str:
+    """Who sent a request, for the audit log: an account the web names, else "control"."""
+    actor = request.get("actor")
+    if isinstance(actor, str) and 0 < len(actor) <= 64 and actor.isprintable():
+        return actor
+    return "control"
+
+
 def refusal(kind: str, error: str) -> dict[str, Any]:
     """A refusal reply of one of the REFUSALS kinds."""
     return {"ok": False, "error": error, "kind": kind}

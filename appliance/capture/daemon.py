@@ -20,7 +20,7 @@ from typing import Any
 from gpiozero import Factory
 
 from appliance.capture.button import ButtonGestures
-from appliance.capture.control import ControlServer
+from appliance.capture.control import ControlServer, request_actor
 from appliance.capture.preflight import BALLAST_MB, MB, check_filming_consent
 from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.sd_notify import Notifier
@@ -37,14 +37,6 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 300
 SHUTDOWN_TIMEOUT_S = 60
 RECOVERY_NICE = 10   # recovery yields the CPU to whatever else starts meanwhile
-
-
-def request_actor(request: dict[str, Any]) -> str:
-    """Who sent a request, for the audit log: an account the web names, else "control"."""
-    actor = request.get("actor")
-    if isinstance(actor, str) and 0 < len(actor) <= 64 and actor.isprintable():
-        return actor
-    return "control"
 
 
 class State(enum.Enum):
@@ -257,7 +249,9 @@ class CaptureDaemon:
                 raise BusyError("the box is shutting down")
             try:
                 self._reopen_camera_if_needed()
-                session = Session(catalog=self.catalog, config=self.config, camera=self.camera,
+                # Settings changed on the tablet (the length limit) count from the next press.
+                config = self.catalog.settings.effective(self.config)
+                session = Session(catalog=self.catalog, config=config, camera=self.camera,
                                   mic=self.mic, case=case, on_event=self._on_event,
                                   actor=actor, kind=kind)
                 self._session = session

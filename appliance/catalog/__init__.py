@@ -37,13 +37,14 @@ from appliance.catalog.review_events import ReviewEvent, ReviewEventRow, ReviewE
 from appliance.catalog.review_items import ItemKind, ReviewItem, ReviewItems
 from appliance.catalog.schema import MIGRATIONS
 from appliance.catalog.sessions import Sessions
+from appliance.catalog.settings import EDITABLE, Settings
 from appliance.catalog.tags import Tag, Tags
 from appliance.fsutil import release_ballast
 from appliance.layout import Layout
 
 __all__ = [
     "Accounts", "ItemKind", "ReviewEvent", "ReviewEventRow", "ReviewEvents", "ReviewItem",
-    "ReviewItems", "Sessions", "Tag", "Tags", "User",
+    "ReviewItems", "Sessions", "Settings", "EDITABLE", "Tag", "Tags", "User",
     "Assets", "AssetsTable", "AssetStatus", "AuditEntry", "AuditLog", "CONSENT_SCOPES", "Case",
     "Cases", "Catalog", "Clip", "Consent", "Film", "INTERRUPTED", "Job", "JobKind", "JobQueue",
     "JobStatus", "Layout", "Media", "MediaStatus", "Moment", "MomentSource", "Moments",
@@ -71,6 +72,7 @@ class Catalog:
         self.review_items = ReviewItems(self.db, self.audit)
         self.review_events = ReviewEvents(self.db)
         self.tags = Tags(self.db, self.audit)
+        self.settings = Settings(self.db, self.audit)
 
     @property
     def schema_version(self) -> int:

@@ -248,3 +248,16 @@ MIGRATIONS.append(
     CREATE INDEX review_events_recording ON review_events(recording_id, at_s);
     """
 )
+
+MIGRATIONS.append(
+    # 6: settings an administrator changed on the box (from the tablet or `vigbox settings`);
+    # each row overrides one config key; the value is JSON.
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    """
+)

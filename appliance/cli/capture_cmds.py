@@ -47,7 +47,7 @@ def register(command: Command) -> None:
 def cmd_record(args: argparse.Namespace, config: Config) -> int:
     if args.simulate:
         config = config.simulated()
-    recordings.check_length(config, args.seconds)  # before anything is opened or made
+    recordings.check_length(args.seconds)  # before anything is opened or made
     stop = stop_on_signals()
     with open_app(config) as app:
         rec = recordings.record_here(app, args.seconds, case=args.case, stop=stop)

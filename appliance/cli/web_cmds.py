@@ -1,16 +1,19 @@
-"""`vigbox web`, `passwd`, `users`: the tablet UI and its accounts."""
+"""`vigbox web`, `passwd`, `users`, `settings`: the tablet UI, its accounts and the
+settings an administrator changes on the box."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 from pathlib import Path
 
+from appliance.catalog import EDITABLE
 from appliance.cli.common import ACTOR, Command, Parser, emit, stop_on_signals
 from appliance.config import Config
 from appliance.errors import InputError
-from appliance.services import accounts, imports
+from appliance.services import accounts, imports, settings
 from appliance.services.app import open_app
 
 
@@ -39,6 +42,18 @@ def register(command: Command) -> None:
     a.add_argument("--json", action="store_true", help="print one JSON document")
     r = users_sub.add_parser("remove", help="remove an account")
     r.add_argument("name", help="account name")
+    r.add_argument("--json", action="store_true", help="print one JSON document")
+
+    c = command("settings", "show the box's settings, or change one (as on the tablet's "
+                "Settings screen)", cmd_settings)
+    settings_sub = c.add_subparsers(dest="settings_command", metavar="set|reset",
+                                    parser_class=Parser)
+    s = settings_sub.add_parser("set", help="change a setting on the box")
+    s.add_argument("key", help=", ".join(EDITABLE))
+    s.add_argument("value", help="its new value (true/false for yes-no settings)")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+    r = settings_sub.add_parser("reset", help="go back to the config file's value")
+    r.add_argument("key", help=", ".join(EDITABLE))
     r.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -80,6 +95,23 @@ def cmd_users(args: argparse.Namespace, config: Config) -> int:
     emit(args, [u.to_json() for u in users],
          "\n".join(f"{u.name}{'  (administrator)' if u.is_admin else ''}" for u in users)
          or "no accounts yet: `vigbox passwd` makes the administrator's")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, config: Config) -> int:
+    with open_app(config) as app:
+        if args.settings_command == "set":
+            described = settings.change(app, {args.key: settings.from_text(args.key, args.value)},
+                                        actor=ACTOR)
+        elif args.settings_command == "reset":
+            described = settings.change(app, {args.key: None}, actor=ACTOR)
+        else:
+            described = settings.describe(app)
+    lines = [f"{key} = {json.dumps(s['value'])}"
+             + ("  (changed on the box; the config file says "
+                f"{json.dumps(s['file_value'])})" if s["changed_on_box"] else "")
+             for key, s in described["settings"].items()]
+    emit(args, described, "\n".join(lines))
     return 0
 
 

@@ -23,6 +23,11 @@ class App:
     config: Config
     catalog: Catalog
 
+    def current_config(self) -> Config:
+        """The config with the settings an administrator changed on the box (read anew,
+        so a change on the tablet counts at once)."""
+        return self.catalog.settings.effective(self.config)
+
     @property
     def layout(self) -> Layout:
         """Where everything lives."""

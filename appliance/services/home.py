@@ -39,5 +39,5 @@ def box_status(app: App, daemon: DaemonClient) -> dict[str, Any]:
                   "last_error": "the recorder is not running: restart the box" if offline
                   else str(e), "recording": None, "light": None}
     status["free_minutes"] = free_minutes(app)
-    status["max_seconds"] = app.config.recording.max_seconds
+    status["max_seconds"] = app.current_config().recording.max_seconds
     return status

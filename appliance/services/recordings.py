@@ -10,7 +10,7 @@ from appliance.capture.devices import make_camera, make_microphone, new_marker
 from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.session import Session
 from appliance.catalog import Consent, Moment, Recording
-from appliance.config import Config
+from appliance.config import Config, setting_of
 from appliance.errors import ApplianceError, ConsentError, InputError
 from appliance.services.app import App
 
@@ -51,20 +51,22 @@ def recover(app: App) -> list[RecoveryOutcome]:
                        default_sample_rate=app.config.microphone.sample_rate)
 
 
-def check_length(config: Config, seconds: float) -> None:
-    """Refuse a foreground recording length outside (0, recording.max_seconds]."""
-    limit = config.recording.max_seconds
+def check_length(seconds: float, config: Config | None = None) -> None:
+    """Refuse a foreground recording length outside (0, recording.max_seconds]; without a
+    config, outside what any config allows (checked before the catalog is opened)."""
+    limit = (config.recording.max_seconds if config is not None
+             else setting_of(Config(), "recording.max_seconds")[1]["max"])
     if not 0 < seconds <= limit:
         raise InputError(f"--seconds must be more than 0 and at most {limit} "
-                         "(recording.max_seconds)")
+                         "(recording.max_seconds, or the limit set in Settings)")
 
 
 def record_here(app: App, seconds: float, *, case: str | None = None,
                 stop: threading.Event | None = None) -> Recording:
     """Record `seconds` (from the first frame) in this process and finalize: the
     foreground recorder for `vigbox record` and the demo (no daemon, no button)."""
-    config = app.config
-    check_length(config, seconds)
+    config = app.current_config()
+    check_length(seconds, config)
     stop = stop or threading.Event()
     marker = new_marker()
     camera = make_camera(config, marker)

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from appliance.errors import NotFoundError
 from appliance.services import cases as case_service
+from appliance.services import files
 from appliance.services import media as media_service
 from appliance.services import moments as moment_service
 from appliance.services import recordings as rec_service
@@ -34,8 +35,10 @@ def recording(rec_id: str) -> Response:
     out["moments"] = [m.to_json() for m in rec_service.moments_of(app, rec_id)]
     out["suggestions"] = ([s.to_json() for s in media_service.suggestions(app, rec_id)]
                           if rec.playable else [])
-    out["clips"] = [present.clip(c) for c in app.catalog.media.clips(rec_id)]
-    out["stills"] = [present.still(s) for s in app.catalog.media.stills(rec_id)]
+    downloads = files.downloads_allowed(app)
+    out["clips"] = [present.clip(c, downloads=downloads) for c in app.catalog.media.clips(rec_id)]
+    out["stills"] = [present.still(s, downloads=downloads)
+                     for s in app.catalog.media.stills(rec_id)]
     if rec.kind == "review":  # what was shown, paused, slowed, at its time in the review
         out["events"] = [e.to_json() for e in app.catalog.review_events.list(rec_id)]
     return jsonify(out)

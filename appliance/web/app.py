@@ -10,6 +10,7 @@ from appliance.web import (
     api_capture,
     api_library,
     api_media,
+    api_settings,
     api_shared,
     auth,
     errors,
@@ -34,8 +35,10 @@ def create_app(app: App, *, daemon: DaemonClient | None = None, tls: bool = Fals
     flask_app.extensions["vigbox"] = WebContext(app, daemon or DaemonClient(app.config.socket))
     security.install(flask_app, idle_timeout_s=app.config.web.idle_timeout_min * 60,
                      secure_cookie=tls, shared_mode_allows=shared.allows)
+    # The box's name (Settings) in every page's header, so a guider knows which box this is.
+    flask_app.jinja_env.globals["box_name"] = lambda: app.current_config().box_name
     errors.install(flask_app)
     for bp in (auth.bp, pages.bp, media.bp, api_capture.bp, api_library.bp, api_media.bp,
-               api_shared.bp, shared.bp, openapi.bp):
+               api_settings.bp, api_shared.bp, shared.bp, openapi.bp):
         flask_app.register_blueprint(bp)
     return flask_app

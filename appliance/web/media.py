@@ -1,5 +1,6 @@
 """Media files for the tablet: films, clips, stills and review assets, with byte ranges
-(Safari plays video only from a server that answers them) and an audited view."""
+(Safari plays video only from a server that answers them) and an audited view; and, only
+where an administrator allows it, a download."""
 
 from __future__ import annotations
 
@@ -27,5 +28,16 @@ def media(kind: str, item_id: str) -> Response:
     # Inline, never as an attachment: the UI shows media, it does not hand files out.
     response.headers["Content-Disposition"] = "inline"
     # Children's footage is not kept in the tablet's browser cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/<kind>/<item_id>/download")
+def download(kind: str, item_id: str) -> Response:
+    """A clip, still or review film as a file to keep, when an administrator allows
+    downloads (web.downloads_allowed); every download is audited."""
+    path, mimetype, name = files.download_file(ctx().app, kind, item_id, actor=actor())
+    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=name,
+                         conditional=True, etag=True, max_age=0)
     response.headers["Cache-Control"] = "no-store"
     return response

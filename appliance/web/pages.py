@@ -1,4 +1,4 @@
-"""The tablet's pages: Home, Cases, Review, Import, Accounts. Each page is a light HTML
+"""The tablet's pages: Home, Cases, Review, Import, Accounts, Settings. Each page is a light HTML
 shell; the data comes from the JSON API, drawn by the page's own script."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from appliance.catalog import Still
-from appliance.services import home, shared_review
+from appliance.services import files, home, shared_review
 from appliance.services import recordings as rec_service
 from appliance.web import present
 from appliance.web.context import ctx
@@ -49,15 +49,25 @@ def import_page() -> str:
 @bp.get("/accounts")
 @admin_only
 def accounts() -> str:
-    """Accounts and the tag scheme (administrators)."""
+    """Accounts: guiders and administrators (administrators)."""
     return render_template("accounts.html", page="accounts")
+
+
+@bp.get("/settings")
+@admin_only
+def settings() -> str:
+    """Settings: the box's name, recording limits, downloads, the tag scheme
+    (administrators)."""
+    return render_template("settings.html", page="settings")
 
 
 @bp.get("/cases/<code>/review")
 def prepare(code: str) -> str:
     """Prepare a case's shared review: choose clips and stills and their order."""
-    case = ctx().app.catalog.cases.get(code)
-    return render_template("prepare.html", page="cases", code=case.code)
+    app = ctx().app
+    case = app.catalog.cases.get(code)
+    return render_template("prepare.html", page="cases", code=case.code,
+                           downloads=files.downloads_allowed(app))
 
 
 @bp.get("/cases/<code>/stills")

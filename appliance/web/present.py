@@ -40,21 +40,30 @@ def assets(app: App, rec_id: str) -> dict[str, Any]:
     return out
 
 
-def clip(c: Clip) -> dict[str, Any]:
-    """A clip and its URL once ready."""
+def download_url(kind: str, item_id: str) -> str:
+    """Where the tablet downloads a clip, still or film (only offered when allowed)."""
+    return url_for("media.download", kind=kind, item_id=item_id)
+
+
+def clip(c: Clip, *, downloads: bool = False) -> dict[str, Any]:
+    """A clip and its URL once ready (and where to download it, if downloads are allowed)."""
+    ready = c.path is not None and str(c.status) == "ready"
     return {"id": c.id, "recording_id": c.recording_id, "moment_id": c.moment_id,
             "start_s": c.start_s, "end_s": c.end_s, "exact": c.exact,
             "real_start_s": c.real_start_s, "duration_s": c.duration_s,
             "caption": c.caption, "status": str(c.status), "job_id": c.job_id,
             "created_at": c.created_at, "tag": c.moment_tag,
-            "url": media_url("clip", c.id) if c.path and str(c.status) == "ready" else None}
+            "url": media_url("clip", c.id) if ready else None,
+            "download_url": download_url("clip", c.id) if ready and downloads else None}
 
 
-def still(s: Still) -> dict[str, Any]:
-    """A still and its URL once ready."""
+def still(s: Still, *, downloads: bool = False) -> dict[str, Any]:
+    """A still and its URL once ready (and where to download it, if allowed)."""
+    ready = s.path is not None and str(s.status) == "ready"
     return {"id": s.id, "recording_id": s.recording_id, "at_s": s.at_s, "frame": s.frame,
             "status": str(s.status), "job_id": s.job_id, "created_at": s.created_at,
-            "url": media_url("still", s.id) if s.path and str(s.status) == "ready" else None}
+            "url": media_url("still", s.id) if ready else None,
+            "download_url": download_url("still", s.id) if ready and downloads else None}
 
 
 def item(row: Clip | Still) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-// Accounts and the tag scheme (administrators).
+// Accounts (administrators).
 "use strict";
 (function () {
   const {api, say, el} = window.vig;
@@ -14,26 +14,12 @@
           u.name === me ? el("span", {class: "muted", text: "you"}) :
           el("button", {type: "button", class: "quiet", text: "Remove", onclick: () => remove(u.name)})]));
       }
-      const tags = await api("GET", "/api/tags");
-      const tl = document.getElementById("tags");
-      tl.replaceChildren();
-      for (const t of tags) {
-        tl.append(el("li", {class: t.retired ? "retired" : ""}, [el("span", {class: "tag", text: t.label}),
-          t.retired ? el("span", {class: "muted", text: "retired"}) :
-          el("button", {type: "button", class: "quiet", text: "Retire", onclick: () => retire(t.id)})]));
-      }
     } catch (e) { say(e.message, "error"); }
   }
 
   async function remove(name) {
     if (!window.confirm("Remove the account " + name + "?")) return;
     try { await api("DELETE", "/api/users/" + encodeURIComponent(name)); load(); }
-    catch (e) { say(e.message, "error"); }
-  }
-
-  async function retire(id) {
-    if (!window.confirm("Stop offering this tag? Moments that have it keep it; add it again to bring it back.")) return;
-    try { await api("PATCH", "/api/tags/" + id, {retired: true}); load(); }
     catch (e) { say(e.message, "error"); }
   }
 
@@ -44,11 +30,6 @@
       await api("POST", "/api/users", {name: f.name.value.trim().toLowerCase(), password: f.password.value, admin: f.admin.checked});
       f.reset(); say("Account added."); load();
     } catch (err) { say(err.message, "error"); }
-  });
-  document.getElementById("add-tag").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try { await api("POST", "/api/tags", {label: e.target.label.value}); e.target.reset(); load(); }
-    catch (err) { say(err.message, "error"); }
   });
   load();
 })();

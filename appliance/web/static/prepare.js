@@ -81,6 +81,7 @@
         title_texts: clips.map((c) => c.caption || null)});
       $("film-job").hidden = false;
       $("film").hidden = true;
+      $("film-download").hidden = true;
       while (!["done", "failed", "cancelled"].includes(job.status)) {
         $("film-bar").value = job.progress;
         $("film-text").textContent = job.status === "queued" ? "waiting for the encoder" : Math.round(job.progress) + " %";
@@ -92,6 +93,10 @@
       if (job.status === "done") {
         $("film").src = "/media/film/" + encodeURIComponent(job.subject);
         $("film").hidden = false;
+        if (document.getElementById("prepare").dataset.downloads === "yes") {
+          $("film-download").href = "/media/film/" + encodeURIComponent(job.subject) + "/download";
+          $("film-download").hidden = false;
+        }
       }
     } catch (e) { say(e.message, "error"); }
   }

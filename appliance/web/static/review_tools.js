@@ -129,6 +129,7 @@
       clips.append(el("li", {"data-status": c.status}, [
         c.url ? el("a", {href: c.url, target: "_blank", rel: "noopener", text: label}) : el("span", {text: label}),
         el("span", {class: "status status-" + c.status, text: c.status}),
+        c.download_url ? el("a", {href: c.download_url, download: true, class: "button quiet small", text: "Download"}) : "",
       ]));
     }
     if (!rec.clips.length) clips.append(el("li", {class: "muted", text: "No clips yet."}));
@@ -138,6 +139,7 @@
       stills.append(el("li", {"data-status": s.status}, [
         s.url ? el("img", {src: s.url, alt: "still at " + timecode(s.at_s), loading: "lazy"}) : el("span", {class: "muted", text: s.status}),
         el("span", {class: "muted", text: "frame " + (s.frame ?? "?")}),
+        s.download_url ? el("a", {href: s.download_url, download: true, class: "button quiet small", text: "Download"}) : "",
       ]));
     }
     if (!rec.stills.length) stills.append(el("li", {class: "muted", text: "No stills yet."}));
