@@ -82,6 +82,8 @@ def note_event(app: App, daemon: DaemonClient, case: str, event: str, *, index: 
         if not 0 <= index < len(items):
             raise InputError(f"the review has no item {index + 1}")
         item_kind, item_id = str(items[index].kind), items[index].item_id
+        if event == "shown" and detail is None:
+            detail = f"{index + 1} of {len(items)}"  # as the parent saw it: "2 of 3"
     rec_id, at_s = filming
     return app.catalog.review_events.add(rec_id, at_s, event, item_kind=item_kind,
                                          item_id=item_id, detail=detail)

@@ -267,7 +267,8 @@ def test_shared_mode_reaches_nothing_else(browser: Engine, case: dict[str, Any])
     browser.wait_for(f"location.pathname === '/shared/{code}'", what="back in the shared review")
 
 
-def test_leaving_asks_for_the_passphrase(browser: Engine, case: dict[str, Any]) -> None:
+def test_leaving_asks_for_the_passphrase(browser: Engine, case: dict[str, Any],
+                                         screenshots: Path) -> None:
     start_shared(browser, case)
     code = case["code"]
     browser.click("details.leave summary")
@@ -276,6 +277,7 @@ def test_leaving_asks_for_the_passphrase(browser: Engine, case: dict[str, Any]) 
     browser.wait_for("document.querySelector('details.leave p.error')", what="the leave error")
     assert visible(browser, "details.leave p.error"), \
         f"{browser.name}: the wrong-passphrase message is not shown"
+    shot(browser, screenshots, "shared-leave")
     assert browser.eval_js("return location.pathname").startswith(f"/shared/{code}")
     assert browser.eval_js(STATUS_JS, "/api/recordings") == 403, "left shared mode anyway"
 
@@ -288,7 +290,8 @@ def test_leaving_asks_for_the_passphrase(browser: Engine, case: dict[str, Any]) 
     assert browser.eval_js(STATUS_JS, "/api/recordings") == 200
 
 
-def test_make_the_review_film(browser: Engine, case: dict[str, Any]) -> None:
+def test_make_the_review_film(browser: Engine, case: dict[str, Any],
+                              screenshots: Path) -> None:
     code = case["code"]
     items = [{"kind": "still", "id": case["still"]},
              *({"kind": "clip", "id": c} for c in case["clips"])]
@@ -317,18 +320,39 @@ def test_make_the_review_film(browser: Engine, case: dict[str, Any]) -> None:
     assert film["duration"] >= 4 - 0.2, film     # two 2 s clips, plus title cards
     assert film["bar"] == 100 and film["text"] == "ready", film
     assert_no_error_shown(browser)
+    shot(browser, screenshots, "prepare-film")
 
 
-def test_film_the_shared_review(browser: Engine, case: dict[str, Any]) -> None:
+def test_stills_sheet(browser: Engine, case: dict[str, Any], screenshots: Path) -> None:
+    code = case["code"]
+    browser.goto(f"/cases/{code}/review")
+    post(browser, f"/api/cases/{code}/review",
+         {"items": [{"kind": "still", "id": case["still"], "caption": "She shows you"},
+                    {"kind": "clip", "id": case["clips"][0]}]}, "PUT")
+    browser.goto(f"/cases/{code}/stills")
+    browser.wait_for("document.querySelector('.sheet-grid img')?.complete", what="the still")
+    assert read_barcode(browser, ".sheet-grid img") == STILL_FRAME
+    figures = browser.eval_js("return [...document.querySelectorAll('.sheet-grid figure')]"
+                              ".map((f) => f.textContent.trim())")
+    assert figures == ["She shows you"], "only the chosen stills, with their captions"
+    shot(browser, screenshots, "stills-sheet")
+
+
+def test_film_the_shared_review(browser: Engine, case: dict[str, Any],
+                                screenshots: Path) -> None:
     """Filming the review (the case has consent to supervision): each item shown and the
-    speed chosen are found at their times in the review's own recording."""
+    speed chosen are found at their times in the review's own recording, and its Review
+    page jumps from "clip 2 of 3 shown" to that moment of the conversation."""
     start_shared(browser, case)
     code = case["code"]
     browser.click("#film-review")
     browser.wait_for("document.getElementById('film-state').textContent.includes('filming')",
                      what="filming to start")
+    shot(browser, screenshots, "shared-filming")
+    clicked = []
     for _ in range(2):
         time.sleep(0.6)   # the conversation goes on between items
+        clicked.append(time.monotonic())
         browser.click("#next")
     browser.click("[data-speed='0.5']")
     time.sleep(0.6)
@@ -350,3 +374,55 @@ def test_film_the_shared_review(browser: Engine, case: dict[str, Any]) -> None:
     times = [e["at_s"] for e in events]
     assert times == sorted(times) and times[-1] <= detail["duration_s"] + 0.5
     assert shown[2]["at_s"] - shown[0]["at_s"] >= 1.0, "the items were shown over time"
+    # Each "shown" is where the guider moved on: the gap between the events is the gap
+    # between the taps (give or take a request's latency).
+    gap = shown[2]["at_s"] - shown[1]["at_s"]
+    assert abs(gap - (clicked[1] - clicked[0])) < 0.4, (gap, clicked, shown)
+    assert [e["detail"] for e in shown] == ["1 of 3", "2 of 3", "3 of 3"]
+
+    browser.goto(f"/review/{review['id']}")
+    browser.wait_for("document.querySelectorAll('#events li[data-event=shown]').length === 3 "
+                     "&& document.getElementById('video').readyState >= 1",
+                     what="the review's events on its Review page")
+    words = browser.eval_js("return [...document.querySelectorAll('#events li[data-event=shown]"
+                            " span')].map((e) => e.textContent)")
+    assert words == ["Still 1 of 3 shown", "Clip 2 of 3 shown", "Clip 3 of 3 shown"], words
+    target = browser.eval_js("return Math.floor(args[0] * window.vigReview.state().fps + 1e-6)",
+                             shown[1]["at_s"])
+    browser.click("#events li[data-event=shown]:nth-child(2) button")
+    browser.wait_for(f"document.getElementById('review').dataset.shownFrame === '{target}'",
+                     what="the jump to 'clip 2 of 3 shown'")
+    shot(browser, screenshots, "review-of-the-review")
+    assert_no_error_shown(browser)
+
+
+def test_downloads_only_where_allowed(browser: Engine, case: dict[str, Any], box: Box,
+                                      screenshots: Path) -> None:
+    """Off by default: no Download anywhere. Allowed in Settings: the Review page offers
+    each clip and still as a file; shared mode still offers nothing to take away."""
+    rec, code = case["rec"], case["code"]
+    ready = "document.querySelectorAll('#clips li[data-status=ready]').length >= 2"
+    browser.goto(f"/review/{rec}")
+    browser.wait_for(ready, what="the clips listed")
+    assert browser.eval_js("return document.querySelectorAll('a[download]').length") == 0
+    post(browser, "/api/settings", {"web.downloads_allowed": True}, "PATCH")
+    try:
+        browser.goto(f"/review/{rec}")
+        browser.wait_for(ready + " && document.querySelectorAll('#clips a[download]').length >= 2"
+                         " && document.querySelectorAll('#stills a[download]').length >= 1",
+                         what="the Download links")
+        href = browser.eval_js("return document.querySelector('#clips a[download]')"
+                               ".getAttribute('href')")
+        got = browser.eval_js("const r = await fetch(args[0], {cache: 'no-store'});"
+                              "const b = await r.arrayBuffer();"
+                              "return {status: r.status, size: b.byteLength,"
+                              " disposition: r.headers.get('Content-Disposition')};", href)
+        assert got["status"] == 200 and got["size"] > 1000, got
+        assert got["disposition"].startswith("attachment") and code in got["disposition"], got
+        shot(browser, screenshots, "review-downloads")
+        start_shared(browser, case)
+        found = browser.eval_js(FORBIDDEN_JS)
+        assert found == {"links": 0, "bad": [], "controls": False}, found
+        assert browser.eval_js(STATUS_JS, href) == 403
+    finally:
+        box.vigbox("settings", "reset", "web.downloads_allowed")

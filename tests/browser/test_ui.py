@@ -363,14 +363,77 @@ new MutationObserver(() => {
     assert rec["origin"] == "import" and rec["video_frames"] == 360
 
 
-def test_accounts_and_tags(browser: Engine, screenshots: Path) -> None:
+def test_accounts(browser: Engine, screenshots: Path) -> None:
     log_in(browser)
     browser.goto("/accounts")
-    browser.wait_for("document.querySelectorAll('#tags li').length >= 6", what="the tags")
+    browser.wait_for("document.querySelectorAll('#users li strong').length >= 1",
+                     what="the accounts")
     users = browser.eval_js("return [...document.querySelectorAll('#users li strong')]"
                             ".map((e) => e.textContent)")
     assert "admin" in users
-    tags = browser.eval_js("return [...document.querySelectorAll('#tags .tag')]"
-                           ".map((e) => e.textContent)")
-    assert TAG in tags
     shot(browser, screenshots, "accounts")
+
+
+SETTINGS_LOADED = ("document.getElementById('device_name').placeholder !== '' && "
+                   "document.querySelectorAll('#tags li input').length >= 5")
+RENAMED = "Guiding (PAIG 5)"
+
+
+def test_settings_screen(browser: Engine, box: Box, screenshots: Path) -> None:
+    """The administrator names the box, shortens recordings and allows downloads; a limit
+    that does not fit the warning is refused with the reason and changes nothing; a tag is
+    renamed. The box is put back as it was afterwards."""
+    log_in(browser)
+    browser.goto("/settings")
+    browser.wait_for(SETTINGS_LOADED, what="the settings and tags")
+    watch_messages(browser)
+    try:
+        browser.fill("#device_name", "Kitchen box")
+        browser.fill("#max_minutes", "5")
+        browser.click("#downloads")
+        browser.click("#save-settings")
+        browser.wait_for("document.getElementById('toast').textContent === 'Settings saved.'",
+                         what="the settings saved")
+        assert browser.eval_js("return document.querySelector('.bar .box-name')"
+                               ".textContent") == "Kitchen box"
+        settings = api(browser, "/api/settings")["settings"]
+        assert settings["device_name"]["value"] == "Kitchen box"
+        assert settings["recording.max_seconds"]["value"] == 300
+        assert settings["web.downloads_allowed"]["value"] is True
+        assert api(browser, "/api/status")["max_seconds"] == 300
+
+        browser.goto("/settings")
+        browser.wait_for(SETTINGS_LOADED + " && document.querySelectorAll('.undo').length === 3",
+                         what="the saved settings, each with its undo")
+        assert browser.eval_js("return [document.getElementById('max_minutes').value, "
+                               "document.getElementById('downloads').checked]") == ["5", True]
+        watch_messages(browser)
+        browser.fill("#max_minutes", "0.5")   # 30 s, while the light warns 60 s before
+        browser.click("#save-settings")
+        browser.wait_for("document.getElementById('toast').className === 'error'",
+                         what="the refusal")
+        refusal = browser.eval_js("return document.getElementById('toast').textContent")
+        assert "warn_before_end_s" in refusal, refusal
+        assert api(browser, "/api/settings")["settings"]["recording.max_seconds"]["value"] == 300
+
+        browser.goto("/settings")
+        browser.wait_for(SETTINGS_LOADED, what="the settings again")
+        watch_messages(browser)
+        tag_id = next(t["id"] for t in api(browser, "/api/tags") if t["label"] == "Guiding")
+        row = f"#tags li[data-id='{tag_id}']"
+        browser.fill(f"{row} input", RENAMED)
+        browser.click(f"{row} button")
+        browser.wait_for("document.getElementById('toast').textContent === 'Tag saved.'",
+                         what="the tag renamed")
+        assert RENAMED in [t["label"] for t in api(browser, "/api/tags")]
+        shot(browser, screenshots, "settings")
+    finally:
+        for key in ("device_name", "recording.max_seconds", "web.downloads_allowed"):
+            box.vigbox("settings", "reset", key)
+        browser.goto("/settings")
+        browser.wait_for(SETTINGS_LOADED, what="the settings put back")
+        browser.eval_js("const t = (await window.vig.api('GET', '/api/tags'))"
+                        ".find((t) => t.label === args[0]);"
+                        "if (t) await window.vig.api('PATCH', '/api/tags/' + t.id, "
+                        "{label: 'Guiding'});", RENAMED)
+    assert "Guiding" in [t["label"] for t in api(browser, "/api/tags")]

@@ -105,6 +105,28 @@
     tagsLoaded = true;
   }
 
+  // A filmed shared review: what the guider did, each a jump to its time in this film.
+  const EVENT_WORDS = {
+    shown: (e) => (e.item_kind === "still" ? "Still " : "Clip ") + (e.detail || "") + " shown",
+    play: () => "Played", pause: () => "Paused (frozen)",
+    speed: (e) => "Speed " + (e.detail === "1" ? "normal" : e.detail + "×"),
+    step: (e) => (e.detail && e.detail.startsWith("-") ? "One picture back" : "One picture on"),
+  };
+  function renderEvents(events) {
+    $("events-part").hidden = !events;
+    if (!events) return;
+    const list = $("events");
+    list.replaceChildren();
+    for (const e of events) {
+      list.append(el("li", {"data-event": e.event, "data-at": e.at_s}, [
+        el("button", {type: "button", class: "link", text: timecode(e.at_s),
+                      onclick: () => P.video && window.vigReview.showFrame(P.frameAtTime(e.at_s))}),
+        el("span", {text: (EVENT_WORDS[e.event] || (() => e.event))(e)}),
+      ]));
+    }
+    if (!events.length) list.append(el("li", {class: "muted", text: "Nothing was noted while this review was filmed."}));
+  }
+
   function render(rec) {
     const moments = $("moments");
     moments.replaceChildren();
@@ -121,6 +143,7 @@
                       onclick: () => useMoment(rec, m)}),
       ]));
     }
+    renderEvents(rec.events);
     if (!rec.moments.length) moments.append(el("li", {class: "muted", text: "No moments yet. Marks made with the button during recording appear here."}));
     const clips = $("clips");
     clips.replaceChildren();

@@ -72,7 +72,7 @@
           disabled: t.retired});
         const rename = el("button", {type: "button", class: "quiet", text: "Rename",
           onclick: () => changeTag(t.id, {label: label.value})});
-        list.append(el("li", {class: t.retired ? "retired" : ""}, t.retired
+        list.append(el("li", {class: t.retired ? "retired" : "", "data-id": t.id}, t.retired
           ? [el("span", {class: "tag", text: t.label}), el("span", {class: "muted", text: "retired"})]
           : [label, rename, el("button", {type: "button", class: "quiet", text: "Retire",
               onclick: () => retire(t.id)})]));
