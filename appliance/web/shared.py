@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from appliance.errors import AuthError, BusyError
+from appliance.errors import AuthError, BusyError, LockedOutError
 from appliance.services import accounts, shared_review
 from appliance.web import body, present
 from appliance.web.context import ctx
@@ -84,12 +84,18 @@ def leave(code: str) -> Response:
     try:
         accounts.log_in(ctx().app.catalog, user.name, request.form.get("password", ""),
                         client=request.remote_addr or "unknown")
-    except AuthError as e:
-        return Response(render_template("shared.html", page="shared", code=code,
-                                        leave_error=str(e)), status=401, mimetype="text/html")
+    except LockedOutError as e:
+        return _leave_refused(code, str(e))
+    except AuthError:  # only the passphrase is asked here: say so, not "account name or ..."
+        return _leave_refused(code, "That is not your passphrase: try again.")
     session.pop(SHARED_KEY, None)
     ctx().app.catalog.audit.append("review.shared.end", code, actor=user.name)
     return redirect(url_for("pages.prepare", code=code))  # type: ignore[return-value]
+
+
+def _leave_refused(code: str, why: str) -> Response:
+    return Response(render_template("shared.html", page="shared", code=code, leave_error=why),
+                    status=401, mimetype="text/html")
 
 
 @bp.post("/<code>/film/start")

@@ -184,6 +184,8 @@ class ChromiumEngine(Engine):
             raise PageScriptError(str(e).splitlines()[0]) from None
 
     def screenshot(self, path: Path) -> None:
+        # From the top: a page scrolled down draws its sticky header mid-page in the shot.
+        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(path), full_page=True)
 
     def cookies(self) -> dict[str, str]:
@@ -280,7 +282,14 @@ class WebKitEngine(Engine):
         self._retrying(selector, type_in)
 
     def click(self, selector: str) -> None:
-        self._retrying(selector, lambda element: element.click())
+        def centre_and_click(element: Any) -> None:
+            # WebDriver scrolls an element only just into view, where the sticky header
+            # can cover it ("click intercepted"): bring it to the middle first, as a finger
+            # would only tap what it sees.
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})",
+                                       element)
+            element.click()
+        self._retrying(selector, centre_and_click)
 
     def select(self, selector: str, label: str) -> None:
         from selenium.webdriver.support.select import Select

@@ -144,7 +144,8 @@ def start_shared(page: Engine, case: dict[str, Any]) -> None:
     """Choose still, clip 1, clip 2 (through the API) and start the shared review."""
     code = case["code"]
     items = [{"kind": "still", "id": case["still"]},
-             *({"kind": "clip", "id": c} for c in case["clips"])]
+             {"kind": "clip", "id": case["clips"][0], "caption": "You wait for her to look up"},
+             {"kind": "clip", "id": case["clips"][1]}]
     page.goto(f"/cases/{code}/review")
     post(page, f"/api/cases/{code}/review", {"items": items}, "PUT")
     open_prepare(page, code, 3)
@@ -166,6 +167,14 @@ def test_prepare_the_order_and_start(browser: Engine, case: dict[str, Any],
     browser.goto(f"/cases/{code}/review")
     post(browser, f"/api/cases/{code}/review", {"items": []}, "PUT")
     open_prepare(browser, code, 0)
+    # Watch a clip before choosing it: the preview plays that clip from its first frame.
+    browser.click(f"#clip-choices li[data-id='{case['clips'][1]}'] button.watch")
+    browser.wait_for("(() => { const v = document.getElementById('preview');"
+                     " return !v.hidden && v.readyState >= 2; })()", what="the preview")
+    browser.eval_js("const v = document.getElementById('preview'); v.pause();"
+                    "v.currentTime = 0.5 / 30;"
+                    "await new Promise((r) => v.addEventListener('seeked', r, {once: true}));")
+    assert read_barcode(browser, "#preview") == round(CLIPS[1][0] * FPS)
     for clip_id in case["clips"]:
         browser.click(f"#clip-choices li[data-id='{clip_id}'] button.add")
     browser.click(f"#still-choices li[data-id='{case['still']}'] button.add")
@@ -214,6 +223,8 @@ def test_shared_half_speed_and_exact_step(browser: Engine, case: dict[str, Any],
     browser.wait_for("document.getElementById('shared').dataset.item === '1'",
                      what="the first clip")
     assert browser.eval_js("return document.getElementById('position').textContent") == "2 of 3"
+    assert browser.eval_js("return document.getElementById('caption').textContent") == \
+        "You wait for her to look up"
     wait_clip_ready(browser)
     assert read_barcode(browser, "#clip") == round(CLIPS[0][0] * FPS)
 

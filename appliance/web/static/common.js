@@ -70,5 +70,8 @@
     return node;
   }
 
+  // A Print button (the stills sheet): no inline script is allowed, so it is wired here.
+  for (const b of document.querySelectorAll("[data-print]")) b.addEventListener("click", () => window.print());
+
   window.vig = {api, say, clock, timecode, localTime, el, csrf};
 })();

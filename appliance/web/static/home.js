@@ -58,7 +58,8 @@
       for (const r of list.slice(0, 8)) {
         const when = localTime(r.started_at);
         const len = r.duration_s ? clock(r.duration_s) : "";
-        const label = [when, r.case || "no case", len].filter(Boolean).join(" · ");
+        const label = [when, r.case || "no case", r.kind === "review" ? "shared review" : "",
+                       len].filter(Boolean).join(" · ");
         ul.append(el("li", {}, [
           r.media_url ? el("a", {href: r.review_url, class: "rec-link", text: label})
                       : el("span", {text: label}),

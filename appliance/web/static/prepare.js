@@ -22,7 +22,7 @@
         drawChosen();
       };
       ol.append(el("li", {"data-kind": item.kind, "data-id": item.id}, [
-        item.kind === "still" && item.url ? el("img", {src: item.url, alt: "", class: "thumb"}) : "",
+        thumb(item.kind, item),
         el("span", {class: "item-label", text: item.label}),
         el("input", {class: "caption-input", maxlength: "200", placeholder: "Words for the parent (optional)",
                      value: item.caption || "", "aria-label": "caption",
@@ -33,6 +33,28 @@
       ]));
     });
     if (!chosen.length) ol.append(el("li", {class: "muted", text: "Nothing chosen yet: add clips and stills below."}));
+    // What is already chosen cannot be added twice: say so on its button.
+    for (const li of document.querySelectorAll(".choices li[data-kind]")) {
+      const taken = chosen.some((c) => c.kind === li.dataset.kind && c.id === li.dataset.id);
+      const add = li.querySelector("button.add");
+      add.disabled = taken;
+      add.textContent = taken ? "Chosen" : "Add";
+    }
+  }
+
+  // A still's picture, or a mark standing for a clip (same size, so the rows line up).
+  function thumb(kind, item) {
+    if (kind === "still" && item.url) return el("img", {src: item.url, alt: "", class: "thumb"});
+    return el("span", {class: "thumb clip-thumb", text: "▶", "aria-hidden": "true"});
+  }
+
+  // Watch a clip before choosing it, in the one preview player.
+  function watch(item) {
+    const player = document.getElementById("preview");
+    player.hidden = false;
+    player.src = item.url;
+    player.play().catch(() => {});
+    player.scrollIntoView({block: "nearest"});
   }
 
   function choice(kind, item) {
@@ -42,8 +64,9 @@
       drawChosen();
     };
     return el("li", {"data-kind": kind, "data-id": item.id}, [
-      kind === "still" ? el("img", {src: item.url, alt: "", class: "thumb"}) : "",
+      thumb(kind, item),
       el("span", {text: label(kind, item)}),
+      kind === "clip" ? el("button", {type: "button", class: "quiet watch", text: "Watch", onclick: () => watch(item)}) : "",
       el("button", {type: "button", class: "add", text: "Add", onclick: add}),
     ]);
   }
@@ -56,6 +79,7 @@
       drawChosen();
       document.getElementById("clip-choices").replaceChildren(...data.clips.map((c) => choice("clip", c)));
       document.getElementById("still-choices").replaceChildren(...data.stills.map((s) => choice("still", s)));
+      drawChosen();
       if (!data.clips.length && !data.stills.length) {
         document.getElementById("clip-choices").append(el("li", {class: "muted", text: "This case has no ready clips or stills yet: make them in Review."}));
       }

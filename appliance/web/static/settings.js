@@ -34,7 +34,7 @@
       let undo = box.querySelector(".undo");
       if (undo) undo.remove();
       if (s.changed_on_box) {
-        undo = el("button", {type: "button", class: "quiet undo",
+        undo = el("button", {type: "button", class: "link undo",
           text: "Use the config file's value (" + fileValueText(key, s) + ")",
           onclick: () => send({[key]: null})});
         box.append(undo);
