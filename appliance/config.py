@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -145,6 +146,42 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    """Sending clips, stills and manifests to the office, encrypted (`vigbox sync`)."""
+
+    destination: str = _setting("", "the office store: sftp://user@host:port/path, "
+                                "s3://bucket/prefix or file:///path; empty = no sync")
+    recipients: list[str] = _setting([], "the office's age public keys (age1...): only they "
+                                     "can decrypt what the box sends")
+    identity: str = _setting("", "the box's SSH key for SFTP; empty = keys/device_ed25519 "
+                             "in the data dir (`vigbox keys init` makes it)")
+    known_hosts: str = _setting("", "OpenSSH known_hosts with the office's host key; empty = "
+                                "keys/known_hosts in the data dir")
+    device_id: str = _setting("", "this box's name at the office; empty = one made once "
+                              "and kept in the data dir", max_len=64)
+    send_recordings: bool = _setting(False, "send whole recordings too, not only clips, "
+                                     "stills and review films")
+    budget_s: float = _setting(600.0, "one run stops starting new files after this long",
+                               min=10, max=6 * 3600)
+    bandwidth_kbps: int = _setting(0, "upload cap in kilobytes a second; 0 = none",
+                                   min=0, max=1_000_000)
+    retry_first_s: float = _setting(60.0, "wait after a network failure, doubled each time",
+                                    min=1, max=3600)
+    retry_max_s: float = _setting(3600.0, "longest wait between tries", min=10, max=86400)
+    keep_days_after_sync: float = _setting(30.0, "local clips and stills are deleted this long "
+                                           "after the office copy is verified", min=0, max=3650)
+    raw_keep_days: float = _setting(60.0, "recordings of a closed case are deleted after this "
+                                    "many days (once anything due is at the office)",
+                                    min=1, max=3650)
+    part_mb: int = _setting(8, "S3 multipart part size in MiB", min=5, max=512)
+    s3_endpoint: str = _setting("", "S3 endpoint URL for non-AWS stores; empty = AWS")
+    s3_region: str = _setting("", "S3 region; empty = the SDK's default")
+    s3_access_key: str = _setting("", "S3 access key id; empty = the SDK's default chain")
+    s3_secret_key_file: str = _setting("", "file holding the S3 secret key (readable by the "
+                                       "sync service only)")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole appliance configuration."""
 
@@ -160,6 +197,7 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
     @property
     def data_path(self) -> Path:
@@ -244,6 +282,7 @@ def _check_relations(config: Config, source: str) -> None:
     if g.hold_shutdown_s <= g.hold_stop_s:
         raise ConfigError(f"{source}: 'gpio.hold_shutdown_s' ({g.hold_shutdown_s}) must be "
                           f"longer than 'gpio.hold_stop_s' ({g.hold_stop_s})")
+    _check_sync(config.sync, source)
     if r.warn_before_end_s >= r.max_seconds:
         raise ConfigError(f"{source}: 'recording.warn_before_end_s' ({r.warn_before_end_s}) "
                           f"must be less than 'recording.max_seconds' ({r.max_seconds}); "
@@ -283,6 +322,26 @@ def _replace_key(obj: Any, path: list[str], value: Any, key: str, source: str) -
     new = (_replace_key(getattr(obj, head), rest, value, key, source) if rest
            else _check_value(key, value, kind, fields[head].metadata, source))
     return dataclasses.replace(obj, **{head: new})
+
+
+AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+DESTINATION = re.compile(r"(sftp://[^/@\s]+@[^/\s]+/.*|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?"
+                         r"|file:///.*)")
+
+
+def _check_sync(sync: SyncConfig, source: str) -> None:
+    if sync.destination and not DESTINATION.fullmatch(sync.destination):
+        raise ConfigError(f"{source}: 'sync.destination' must be sftp://user@host[:port]/path, "
+                          f"s3://bucket[/prefix] or file:///path (got {sync.destination!r})")
+    bad = [r for r in sync.recipients if not AGE_RECIPIENT.fullmatch(r)]
+    if bad:
+        raise ConfigError(f"{source}: 'sync.recipients' holds {bad[0]!r}, not an age public "
+                          "key (age1... as age-keygen prints it)")
+    if sync.destination and not sync.recipients:
+        raise ConfigError(f"{source}: 'sync.destination' is set but 'sync.recipients' is empty: "
+                          "add the office's age public key, or nothing can be sent")
+    if sync.retry_max_s < sync.retry_first_s:
+        raise ConfigError(f"{source}: 'sync.retry_max_s' must be at least 'sync.retry_first_s'")
 
 
 def _build(cls: type, table: Any, *, prefix: str, source: str) -> Any:

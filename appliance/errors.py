@@ -105,6 +105,23 @@ class SyncError(ApplianceError):
     """Base for the sync agent that sends clips to the office."""
 
 
+class SyncNetworkError(SyncError, ConnectionError):
+    """The office could not be reached or the link broke: try again later (with backoff)."""
+
+
+class SyncStopError(SyncError):
+    """A failure that retrying cannot fix (host key mismatch, refused key, full office
+    disk, bad configuration): sync stops at once and says what to do."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind   # host_key, auth, disk_full, config
+
+
+class SyncBusyError(SyncError):
+    """Another sync run holds the lock."""
+
+
 class WebError(ApplianceError):
     """Base for the tablet UI: accounts, sessions and requests."""
 

@@ -8,6 +8,9 @@
                                     clips/, stills/ and assets/
     <root>/recordings/.import-<id>/ an import being staged (becomes <id>/ in one rename)
     <root>/films/                   review films (they join clips of several recordings)
+    <root>/outbox/                  files sealed (age) for the office, until verified there
+    <root>/keys/                    the box's SSH key and the office's host key (sync)
+    <root>/sync.lock                held by the one running `vigbox sync`
 
 The catalog stores paths relative to the root, so the whole directory can be
 moved or restored; `relative` and `absolute` convert, and refuse any path that
@@ -69,6 +72,21 @@ class Layout:
     def recordings_dir(self) -> Path:
         """Where every recording's folder lives."""
         return self.root / "recordings"
+
+    @property
+    def outbox(self) -> Path:
+        """Sealed files waiting to reach the office."""
+        return self.root / "outbox"
+
+    @property
+    def keys_dir(self) -> Path:
+        """The box's SSH key and the office's known host key."""
+        return self.root / "keys"
+
+    @property
+    def sync_lock(self) -> Path:
+        """Held by the one sync run allowed at a time."""
+        return self.root / "sync.lock"
 
     @property
     def films_dir(self) -> Path:

@@ -38,13 +38,15 @@ from appliance.catalog.review_items import ItemKind, ReviewItem, ReviewItems
 from appliance.catalog.schema import MIGRATIONS
 from appliance.catalog.sessions import Sessions
 from appliance.catalog.settings import EDITABLE, Settings
+from appliance.catalog.sync_items import SyncItem, SyncItems, SyncKind, SyncStatus
 from appliance.catalog.tags import Tag, Tags
 from appliance.fsutil import release_ballast
 from appliance.layout import Layout
 
 __all__ = [
     "Accounts", "ItemKind", "ReviewEvent", "ReviewEventRow", "ReviewEvents", "ReviewItem",
-    "ReviewItems", "Sessions", "Settings", "EDITABLE", "Tag", "Tags", "User",
+    "ReviewItems", "Sessions", "Settings", "EDITABLE", "SyncItem", "SyncItems", "SyncKind",
+    "SyncStatus", "Tag", "Tags", "User",
     "Assets", "AssetsTable", "AssetStatus", "AuditEntry", "AuditLog", "CONSENT_SCOPES", "Case",
     "Cases", "Catalog", "Clip", "Consent", "Film", "INTERRUPTED", "Job", "JobKind", "JobQueue",
     "JobStatus", "Layout", "Media", "MediaStatus", "Moment", "MomentSource", "Moments",
@@ -73,6 +75,7 @@ class Catalog:
         self.review_events = ReviewEvents(self.db)
         self.tags = Tags(self.db, self.audit)
         self.settings = Settings(self.db, self.audit)
+        self.sync = SyncItems(self.db, self.audit)
 
     @property
     def schema_version(self) -> int:

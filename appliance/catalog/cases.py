@@ -66,6 +66,8 @@ class Case:
     code: str
     created_at: str
     consent: dict[Consent, str]
+    closed_at: str | None = None   # the work with the family ended: raw recordings expire
+    erased_at: str | None = None   # erased on the family's request: nothing is kept or sent
 
     def allows(self, scope: Consent) -> bool:
         """True if consent to `scope` is on record."""
@@ -74,7 +76,8 @@ class Case:
     def to_json(self) -> dict[str, Any]:
         """Plain data: code, created_at, and consent as {scope: date}."""
         return {"code": self.code, "created_at": self.created_at,
-                "consent": {str(s): d for s, d in sorted(self.consent.items())}}
+                "consent": {str(s): d for s, d in sorted(self.consent.items())},
+                "closed_at": self.closed_at, "erased_at": self.erased_at}
 
 
 class Cases:
@@ -140,4 +143,5 @@ class Cases:
 def _case(row: sqlite3.Row) -> Case:
     return Case(code=row["code"], created_at=row["created_at"],
                 consent={s: row[f"consent_{s.value}"] for s in Consent
-                         if row[f"consent_{s.value}"]})
+                         if row[f"consent_{s.value}"]},
+                closed_at=row["closed_at"], erased_at=row["erased_at"])

@@ -201,6 +201,15 @@ class Media:
             row = db.execute("SELECT * FROM films WHERE id=?", (film_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no review film {film_id!r}")
+        return self._film(row)
+
+    def films(self) -> list[Film]:
+        """Every review film, oldest first."""
+        with self._db.read() as db:
+            rows = db.execute("SELECT * FROM films ORDER BY created_at, id").fetchall()
+        return [self._film(r) for r in rows]
+
+    def _film(self, row: sqlite3.Row) -> Film:
         return Film(id=row["id"], clip_ids=json.loads(row["clip_ids"]),
                     titles=bool(row["titles"]), path=self._path(row["path"]),
                     duration_s=row["duration_s"], status=MediaStatus(row["status"]),

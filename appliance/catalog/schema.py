@@ -261,3 +261,47 @@ MIGRATIONS.append(
     );
     """
 )
+
+MIGRATIONS.append(
+    # 7: sync to the office. Each file the box sends (a clip, still, review film, recording
+    # or manifest, sealed with age into the outbox) is one row, from planned to verified at
+    # the office; an S3 multipart upload keeps its id and parts here so a later run resumes
+    # it. sync_state holds the destination's condition (last good sync, why sync stopped).
+    # A case can be closed (its raw recordings then expire) and erased on the family's
+    # request (its local media goes; the office is told).
+    """
+    CREATE TABLE sync_items (
+        id INTEGER PRIMARY KEY,
+        recording_id TEXT,
+        case_code TEXT,
+        kind TEXT NOT NULL CHECK (kind IN
+            ('clip', 'still', 'film', 'recording', 'manifest', 'erasure')),
+        item_id TEXT NOT NULL,
+        remote_name TEXT NOT NULL UNIQUE,
+        plain_size INTEGER,
+        plain_sha256 TEXT,
+        sealed_path TEXT,
+        sealed_size INTEGER,
+        sealed_sha256 TEXT,
+        status TEXT NOT NULL CHECK (status IN ('planned', 'sealed', 'verified', 'dropped')),
+        sent_bytes INTEGER NOT NULL DEFAULT 0,
+        resent_bytes INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        multipart_id TEXT,
+        parts TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        verified_at TEXT
+    );
+    CREATE INDEX sync_items_status ON sync_items(status, next_try_at);
+    CREATE INDEX sync_items_item ON sync_items(kind, item_id);
+    CREATE TABLE sync_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN closed_at TEXT;
+    ALTER TABLE cases ADD COLUMN erased_at TEXT;
+    """
+)
