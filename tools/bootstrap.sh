@@ -20,6 +20,10 @@ if [ "$purpose" = test ]; then
   # GStreamer plugins that play H.264/AAC MP4).
   pkgs+=(chromium webkit2gtk-driver xvfb xauth gstreamer1.0-libav gstreamer1.0-plugins-good
          gstreamer1.0-plugins-bad)
+  # Sync tests: a real OpenSSH sshd (its SFTP server) that each test starts on 127.0.0.1
+  # itself, with the `sftp` client to compare against, and the reference age tool to check
+  # our encryption against.
+  pkgs+=(openssh-server age)
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -28,6 +32,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing system packages: ${missing[*]}" >&2
+    if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+      # Installed only for its sshd binary: without this, installing it starts a system
+      # sshd on port 22 of every interface (and the install fails in a container where
+      # that start fails). Debian's init script and systemd unit honour this file.
+      mkdir -p /etc/ssh
+      touch /etc/ssh/sshd_not_to_be_run
+    fi
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" >&2 </dev/null
