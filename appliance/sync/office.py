@@ -7,11 +7,8 @@ It needs no catalog and no box: only the received folder and the office's age ke
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,8 @@ import pyrage
 from pyrage import x25519
 
 from appliance.errors import InputError, SyncError
-from appliance.fsutil import publish
+from appliance.fsutil import atomic_output
+from appliance.sync.seal import HashingWriter, sha256_of
 
 MANIFEST = re.compile(r"^(manifest|erasure)-(\d+)\.json\.age$")
 
@@ -97,7 +95,7 @@ def _one_file(src: Path, dest: Path, folder: Path, entry: dict[str, Any],
     if not sealed.is_file():
         report.missing.append(rel)
         return
-    if _sha256(sealed) != entry.get("sealed_sha256"):
+    if sha256_of(sealed) != entry.get("sealed_sha256"):
         report.altered.append(rel)
         return
     out = dest / sealed.relative_to(src).with_suffix("")
@@ -145,40 +143,10 @@ def _decrypt_bytes(path: Path, identities: list[Any]) -> bytes:
 
 def _decrypt_to(sealed: Path, out: Path, identities: list[Any]) -> str:
     """Decrypt (streaming) into `out` atomically; the plaintext's sha256."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with sealed.open("rb") as f, os.fdopen(fd, "wb") as w:
-            writer = _Hashing(w)
-            try:
-                pyrage.decrypt_io(f, writer, identities)
-            except (pyrage.DecryptError, OSError) as e:
-                raise SyncError(f"{sealed.name}: {e}") from None
-        publish(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with sealed.open("rb") as f, atomic_output(out) as w:
+        writer = HashingWriter(w)
+        try:
+            pyrage.decrypt_io(f, writer, identities)
+        except (pyrage.DecryptError, OSError) as e:
+            raise SyncError(f"{sealed.name}: {e}") from None
     return writer.sha.hexdigest()
-
-
-class _Hashing:
-    def __init__(self, f: Any) -> None:
-        self._f = f
-        self.sha = hashlib.sha256()
-
-    def write(self, data: Any) -> int:
-        self.sha.update(data)
-        written: int = self._f.write(data)
-        return written
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
-def _sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()

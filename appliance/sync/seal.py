@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import pyrage
 from pyrage import x25519
 
 from appliance.errors import ConfigError, SyncError
-from appliance.fsutil import publish
+from appliance.fsutil import atomic_output
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ def recipients_of(keys: list[str]) -> list[Any]:
     return out
 
 
-class _HashingReader(io.RawIOBase):
+class HashingReader(io.RawIOBase):
     """Reads a file and hashes what was read."""
 
     def __init__(self, f: Any) -> None:
@@ -64,7 +62,7 @@ class _HashingReader(io.RawIOBase):
         return n
 
 
-class _HashingWriter(io.RawIOBase):
+class HashingWriter(io.RawIOBase):
     """Writes to a file and hashes what was written."""
 
     def __init__(self, f: Any) -> None:
@@ -84,20 +82,12 @@ class _HashingWriter(io.RawIOBase):
 
 def seal(src: Path, out: Path, recipients: list[Any]) -> Sealed:
     """Encrypt `src` to the recipients into `out` (atomically: a temp file, fsync, rename)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with src.open("rb") as plain, os.fdopen(fd, "wb") as sealed:
-            reader, writer = _HashingReader(plain), _HashingWriter(sealed)
-            try:
-                pyrage.encrypt_io(reader, writer, recipients)
-            except pyrage.EncryptError as e:
-                raise SyncError(f"could not seal {src.name}: {e}") from None
-        publish(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with src.open("rb") as plain, atomic_output(out) as sealed:
+        reader, writer = HashingReader(plain), HashingWriter(sealed)
+        try:
+            pyrage.encrypt_io(reader, writer, recipients)
+        except pyrage.EncryptError as e:
+            raise SyncError(f"could not seal {src.name}: {e}") from None
     return Sealed(reader.size, reader.sha.hexdigest(), writer.size, writer.sha.hexdigest())
 
 
