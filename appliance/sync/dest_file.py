@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -102,6 +103,16 @@ class FolderDestination(FileStore):
             self._path(name).unlink(missing_ok=True)
         except OSError as e:
             raise _failure(e, name) from None
+
+    def check_room(self, what: str, needed: int) -> None:
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError as e:
+            raise _failure(e, what) from None
+        if free < needed:
+            raise SyncStopError(f"the office store is full ({free} bytes free, {what} needs "
+                                f"{needed} more): free space there, then sync again",
+                                kind="disk_full")
 
     def sha256_of(self, name: str) -> str | None:
         try:

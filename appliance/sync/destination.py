@@ -17,7 +17,10 @@ from appliance.errors import SyncError
 from appliance.sync.throttle import Throttle
 
 CHUNK = 256 * 1024
-FLUSH_EVERY = 8 * 1024 * 1024   # bytes between flushes to the office's disk (and the catalog)
+# Bytes between flushes to the office's disk (and to the catalog). Waiting for each flush
+# also bounds what is in flight: a link that breaks loses at most this much plus the
+# socket buffers, and only that is sent again.
+FLUSH_EVERY = 2 * 1024 * 1024
 
 
 @dataclass
@@ -91,6 +94,10 @@ class FileStore(Destination):
     def remove(self, name: str) -> None:
         """Delete a file at the office (a `.part` that went wrong)."""
 
+    def check_room(self, what: str, needed: int) -> None:
+        """SyncStopError (disk_full) if the office cannot hold `needed` more bytes (where
+        the store can tell)."""
+
     def sha256_of(self, name: str) -> str | None:
         """The sha256 of a file at the office, if the store can tell (SFTP cannot)."""
         return None
@@ -118,6 +125,7 @@ class FileStore(Destination):
             self.remove(part)
             offset = 0
         progress.sent(offset, 0)
+        self.check_room(part, size - offset)   # nothing sent in vain to a full office
         remote = self.open_part(part, offset)
         try:
             with path.open("rb") as f:
