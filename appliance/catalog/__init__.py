@@ -21,6 +21,7 @@ from appliance.catalog.cases import (
     check_scope,
 )
 from appliance.catalog.db import Database, utc_now
+from appliance.catalog.erasure import ErasePlan, Erasure
 from appliance.catalog.jobs import Job, JobKind, JobQueue, JobStatus
 from appliance.catalog.media import Clip, Film, Media, MediaStatus, Still
 from appliance.catalog.moments import Moment, Moments, MomentSource
@@ -45,8 +46,8 @@ from appliance.layout import Layout
 
 __all__ = [
     "Accounts", "ItemKind", "ReviewEvent", "ReviewEventRow", "ReviewEvents", "ReviewItem",
-    "ReviewItems", "Sessions", "Settings", "EDITABLE", "SyncItem", "SyncItems", "SyncKind",
-    "SyncStatus", "Tag", "Tags", "User",
+    "ReviewItems", "ErasePlan", "Erasure", "Sessions", "Settings", "EDITABLE", "SyncItem",
+    "SyncItems", "SyncKind", "SyncStatus", "Tag", "Tags", "User",
     "Assets", "AssetsTable", "AssetStatus", "AuditEntry", "AuditLog", "CONSENT_SCOPES", "Case",
     "Cases", "Catalog", "Clip", "Consent", "Film", "INTERRUPTED", "Job", "JobKind", "JobQueue",
     "JobStatus", "Layout", "Media", "MediaStatus", "Moment", "MomentSource", "Moments",
@@ -76,6 +77,7 @@ class Catalog:
         self.tags = Tags(self.db, self.audit)
         self.settings = Settings(self.db, self.audit)
         self.sync = SyncItems(self.db, self.audit)
+        self.erasure = Erasure(self.db, self.audit, self.layout)
 
     @property
     def schema_version(self) -> int:

@@ -122,6 +122,28 @@ class Cases:
                         "withdrawn": sorted(str(s) for s, w in changes.items() if w is None)})
         return self.get(code)
 
+    def close(self, code: str, *, actor: str) -> Case:
+        """The work with the family has ended: from now its raw recordings expire
+        (sync.raw_keep_days) once what is due from them is at the office."""
+        with self._db.transaction() as db:
+            row = self._row(db, code)
+            if row["closed_at"] is None:
+                db.execute("UPDATE cases SET closed_at=? WHERE code=?", (utc_now(), code))
+                self._audit.append_in(db, "case.close", code, actor=actor)
+        return self.get(code)
+
+    def mark_erased(self, code: str, *, actor: str) -> Case:
+        """The family asked for the case to be erased: from this moment nothing of it is
+        sent or shown (its media and rows are removed next, then the office is told)."""
+        with self._db.transaction() as db:
+            row = self._row(db, code)
+            if row["erased_at"] is None:
+                db.execute("UPDATE cases SET erased_at=?, consent_filming=NULL,"
+                           " consent_supervision=NULL, consent_training=NULL WHERE code=?",
+                           (utc_now(), code))
+                self._audit.append_in(db, "case.erase", code, actor=actor)
+        return self.get(code)
+
     def get(self, code: str) -> Case:
         """One case; NotFoundError if there is none."""
         with self._db.read() as db:

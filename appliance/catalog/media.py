@@ -215,6 +215,12 @@ class Media:
                     duration_s=row["duration_s"], status=MediaStatus(row["status"]),
                     job_id=row["job_id"], created_at=row["created_at"])
 
+    def forget_file(self, kind: str, item_id: str) -> None:
+        """The clip's, still's or film's file is gone from the box (kept at the office)."""
+        table = {"clip": "clips", "still": "stills", "film": "films"}[kind]
+        with self._db.transaction() as db:
+            db.execute(f"UPDATE {table} SET path=NULL WHERE id=?", (item_id,))
+
     def _path(self, stored: str | None) -> Path | None:
         return self._layout.absolute(stored) if stored else None
 

@@ -21,7 +21,7 @@ def register(command: Command) -> None:
     c.add_argument("--case", help="case code the recording belongs to")
 
     c = command("cases", "list cases, or add one with `cases add`", cmd_cases)
-    cases_sub = c.add_subparsers(dest="cases_command", metavar="add|consent",
+    cases_sub = c.add_subparsers(dest="cases_command", metavar="add|consent|close|erase",
                                  parser_class=Parser)
     a = cases_sub.add_parser("add", help="add a case by its pseudonymous code")
     a.add_argument("code", help="pseudonymous case code, e.g. VIG-2026-014 (never a name)")
@@ -37,6 +37,15 @@ def register(command: Command) -> None:
     g.add_argument("--date", dest="consent_date", default=None,
                    help="date consent was given, YYYY-MM-DD (default today)")
     g.add_argument("--json", action="store_true", help="print one JSON document")
+    e = cases_sub.add_parser("close", help="the work with the family has ended (its raw "
+                             "recordings then expire after sync.raw_keep_days)")
+    e.add_argument("code", help="the case code")
+    e.add_argument("--json", action="store_true", help="print one JSON document")
+    e = cases_sub.add_parser("erase", help="erase a case on the family's request: its "
+                             "media and notes leave the box and the office is told")
+    e.add_argument("code", help="the case code")
+    e.add_argument("--confirm", required=True, help="the case code again")
+    e.add_argument("--json", action="store_true", help="print one JSON document")
 
     c = command("config", "check the configuration", cmd_config, json_flag=False)
     config_sub = c.add_subparsers(dest="config_command", required=True, metavar="check",
@@ -78,6 +87,17 @@ def cmd_cases(args: argparse.Namespace, config: Config) -> int:
                                         withdraw=cases.parse_scopes(args.withdraw),
                                         when=args.consent_date, actor=ACTOR)
             emit(args, case.to_json(), f"case {case.code} consent: {_consent_line(case)}")
+            return 0
+        if args.cases_command == "close":
+            case = cases.close_case(app.catalog, args.code, actor=ACTOR)
+            emit(args, case.to_json(), f"case {case.code} closed on {case.closed_at}")
+            return 0
+        if args.cases_command == "erase":
+            plan = cases.erase_case(app.catalog, args.code, confirm=args.confirm, actor=ACTOR)
+            counts = plan.counts()
+            emit(args, {"erased": args.code, **counts},
+                 f"case {args.code} erased: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                 + "; the office is told at the next sync")
             return 0
         listed = cases.list_cases(app.catalog)
     emit(args, [c.to_json() for c in listed],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 
-from appliance.catalog import Case, Catalog, Consent, check_scope
-from appliance.errors import InputError
+from appliance.catalog import Case, Catalog, Consent, ErasePlan, check_scope
+from appliance.errors import BusyError, InputError
 
 
 def parse_scopes(text: str) -> list[Consent]:
@@ -50,3 +51,30 @@ def change_consent(catalog: Catalog, code: str, *, give: list[Consent],
 def list_cases(catalog: Catalog) -> list[Case]:
     """All cases, by code."""
     return catalog.cases.list()
+
+
+def close_case(catalog: Catalog, code: str, *, actor: str) -> Case:
+    """The work with the family has ended: its raw recordings expire (sync.raw_keep_days)
+    once what is due from them is at the office."""
+    return catalog.cases.close(code, actor=actor)
+
+
+def erase_case(catalog: Catalog, code: str, *, confirm: str, actor: str) -> ErasePlan:
+    """Erase a case on the family's request: `confirm` must repeat the code. Nothing of it
+    is sent from this moment; its recordings, clips, stills, review films and notes leave
+    the box; the office is told at the next sync (it holds the only copies left)."""
+    if confirm != code:
+        raise InputError(f"to erase case {code}, confirm by giving its code again; "
+                         "nothing was erased")
+    plan = catalog.erasure.plan(code)
+    if plan.busy:
+        raise BusyError(f"case {code} cannot be erased now: {'; '.join(plan.busy)}; "
+                        "try again when it is done (nothing was erased)")
+    catalog.cases.mark_erased(code, actor=actor)
+    for path in plan.files:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    catalog.erasure.remove_rows(plan, actor=actor)
+    return plan

@@ -14,16 +14,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from appliance.catalog import Catalog, SyncItem, SyncKind, SyncStatus, utc_now
 from appliance.config import Config
-from appliance.errors import SyncBusyError, SyncError, SyncNetworkError, SyncStopError
+from appliance.errors import (
+    NotFoundError,
+    SyncBusyError,
+    SyncError,
+    SyncNetworkError,
+    SyncStopError,
+)
 from appliance.sync import manifest
 from appliance.sync.backoff import retry_delay
 from appliance.sync.destination import Destination, FileStore, Progress
 from appliance.sync.plan import Outgoing, covered, device_id, folder, outgoing
+from appliance.sync.retention import apply_retention
 from appliance.sync.seal import recipients_of, seal
 from appliance.sync.throttle import Throttle
 
@@ -44,6 +52,7 @@ class Summary:
     pending: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     stopped: dict[str, str] | None = None
+    deleted: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -51,7 +60,7 @@ class Summary:
         return {"destination": self.destination, "uploaded": self.uploaded,
                 "bytes": self.bytes, "resent_bytes": self.resent_bytes,
                 "pending": self.pending, "failed": self.failed, "stopped": self.stopped,
-                "seconds": round(self.seconds, 3)}
+                "deleted": self.deleted, "seconds": round(self.seconds, 3)}
 
 
 @contextmanager
@@ -93,6 +102,9 @@ class SyncRun:
         with sync_lock(self.layout.sync_lock):
             try:
                 self._run()
+                # Local copies the office has held long enough, and expired recordings.
+                self.summary.deleted = apply_retention(
+                    self.catalog, self.config, datetime.fromtimestamp(self.clock(), UTC))
             finally:
                 self.summary.pending = sum(
                     1 for i in self.catalog.sync.queue()
@@ -220,7 +232,10 @@ class SyncRun:
             files = [i for i in rec_items if i.kind not in (SyncKind.MANIFEST, SyncKind.ERASURE)]
             if not rec_id or not files or any(i.status is not SyncStatus.VERIFIED for i in files):
                 continue
-            rec = self.catalog.recordings.get(rec_id)
+            try:
+                rec = self.catalog.recordings.get(rec_id)
+            except NotFoundError:   # erased on the family's request
+                continue
             case = cases.get(rec.case or "")
             if case is None or not covered(case, rec):
                 continue
@@ -232,16 +247,32 @@ class SyncRun:
             name = manifest.name_of(folder(device, rec), SyncKind.MANIFEST, version)
             row = self.catalog.sync.plan(SyncKind.MANIFEST, tag, name, recording_id=rec_id,
                                          case_code=rec.case)
-            plain = self.layout.outbox / f".manifest-{row.id}.json"
-            plain.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                plain.write_bytes(manifest.encode(doc, version))
-                sealed = seal(plain, self.layout.outbox / f"{row.id}.age", recipients)
-            finally:
-                plain.unlink(missing_ok=True)
-            self.catalog.sync.sealed(row.id, name=f"{row.id}.age", size=sealed.size,
-                                     sha256=sealed.sha256, plain_size=sealed.plain_size,
-                                     plain_sha256=sealed.plain_sha256)
+            self._seal_document(row, manifest.encode(doc, version), recipients)
+        # A case erased on the family's request: the office, which holds the only copies
+        # left, is told once.
+        sent_cases = {i.case_code for i in items if i.status is SyncStatus.VERIFIED}
+        for case in cases.values():
+            if case.erased_at and case.code in sent_cases and \
+                    not self.catalog.sync.of(SyncKind.ERASURE, case.code):
+                row = self.catalog.sync.plan(
+                    SyncKind.ERASURE, case.code,
+                    manifest.name_of(f"{device}/{case.code}", SyncKind.ERASURE, 1),
+                    recording_id=None, case_code=case.code)
+                self._seal_document(row, manifest.encode(manifest.erasure(case, device), 1),
+                                    recipients)
+
+    def _seal_document(self, row: SyncItem, data: bytes, recipients: list[Any]) -> None:
+        """Seal a manifest or notice made here (its plaintext never stays on disk)."""
+        plain = self.layout.outbox / f".notice-{row.id}.json"
+        plain.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            plain.write_bytes(data)
+            sealed = seal(plain, self.layout.outbox / f"{row.id}.age", recipients)
+        finally:
+            plain.unlink(missing_ok=True)
+        self.catalog.sync.sealed(row.id, name=f"{row.id}.age", size=sealed.size,
+                                 sha256=sealed.sha256, plain_size=sealed.plain_size,
+                                 plain_sha256=sealed.plain_sha256)
 
     # -- failures and state ---------------------------------------------------------------
 
