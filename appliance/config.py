@@ -168,8 +168,11 @@ class SyncConfig:
     retry_first_s: float = _setting(60.0, "wait after a network failure, doubled each time",
                                     min=1, max=3600)
     retry_max_s: float = _setting(3600.0, "longest wait between tries", min=10, max=86400)
-    keep_days_after_sync: float = _setting(30.0, "local clips and stills are deleted this long "
-                                           "after the office copy is verified", min=0, max=3650)
+    # A VIG intervention runs three or four cycles over about three months, and its last
+    # shared review may show clips from the first: keep them that long by default.
+    keep_days_after_sync: float = _setting(90.0, "local clips, stills and review films are "
+                                           "deleted this long after the office copy is "
+                                           "verified", min=0, max=3650)
     raw_keep_days: float = _setting(60.0, "recordings of a closed case are deleted after this "
                                     "many days (once anything due is at the office)",
                                     min=1, max=3650)
