@@ -20,6 +20,8 @@ from pyrage import x25519
 
 from appliance.catalog import Consent, SyncKind, SyncStatus
 from appliance.config import Config
+from appliance.errors import SyncStopError
+from appliance.services import keys as key_service
 from appliance.services import sync as sync_service
 from appliance.services.app import App
 from appliance.sync.office import decrypt_folder, load_identities
@@ -207,3 +209,20 @@ bandwidth_kbps = 150
     [item] = app.catalog.sync.of(SyncKind.RECORDING, film)
     assert item.status is SyncStatus.VERIFIED
     check_office(setup, film, tmp_path)
+
+
+def test_pin_the_office_host_key_by_its_fingerprint(setup: Setup, tmp_path: Path) -> None:
+    pinned = tmp_path / "pinned_known_hosts"
+    app = setup.configured(known_hosts=pinned)
+    host, line, found = key_service.office_host_key(app)
+    expected = subprocess.run(["ssh-keygen", "-lf", f"{setup.server.host_key}.pub"],
+                              capture_output=True, text=True, timeout=30,
+                              check=True).stdout.split()[1]
+    assert found == expected and line.split()[1] == setup.server.host_public_key.split()[1]
+    with pytest.raises(SyncStopError, match="nothing was pinned"):
+        key_service.pin_office_host_key(app, "SHA256:" + "A" * 43, actor="test")
+    assert not pinned.exists()
+    key_service.pin_office_host_key(app, found, actor="test")
+    assert pinned.read_text().startswith(f"{host} ssh-ed25519 ")
+    summary = sync_service.run_sync(app)
+    assert summary.failed == [] and summary.stopped is None and summary.uploaded == 2

@@ -23,9 +23,14 @@ def register(command: Command) -> None:
                         "a stop an administrator has fixed (host key, login)")
 
     c = command("keys", "the box's SSH key for the office", cmd_keys)
-    keys_sub = c.add_subparsers(dest="keys_command", metavar="init", parser_class=Parser)
+    keys_sub = c.add_subparsers(dest="keys_command", metavar="init|office-host",
+                                parser_class=Parser)
     k = keys_sub.add_parser("init", help="make the box's ed25519 key (once) and print its "
                             "public key for the office's authorized_keys")
+    k.add_argument("--json", action="store_true", help="print one JSON document")
+    k = keys_sub.add_parser("office-host", help="show the office SFTP server's host key "
+                            "fingerprint; with --pin, pin it if it is the one the office gave")
+    k.add_argument("--pin", metavar="SHA256:...", help="the fingerprint the office gave you")
     k.add_argument("--json", action="store_true", help="print one JSON document")
 
     c = command("office", "the office's side of sync", cmd_office)
@@ -58,6 +63,17 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
     with open_app(config) as app:
+        if args.keys_command == "office-host":
+            if args.pin:
+                found = key_service.pin_office_host_key(app, args.pin, actor="cli")
+                emit(args, {"pinned": found}, f"pinned the office's host key {found}")
+            else:
+                host, line, found = key_service.office_host_key(app)
+                emit(args, {"host": host, "key": line, "fingerprint": found},
+                     f"{host} offers {line.split()[0]} {found}\ncompare it with the office "
+                     f"(on their server: ssh-keygen -lf the host key), then: "
+                     f"vigbox keys office-host --pin {found}")
+            return 0
         made, public = key_service.init_device_key(app)
     emit(args, {"created": made, "public_key": public},
          (("made the box's key; " if made else "the box's key exists; ")

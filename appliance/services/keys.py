@@ -3,12 +3,18 @@ its public half is given to the office."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from appliance.errors import InputError, SyncNetworkError, SyncStopError
 from appliance.fsutil import atomic_write_bytes
 from appliance.services.app import App
 from appliance.sync.plan import device_id
@@ -55,3 +61,40 @@ def init_device_key(app: App) -> tuple[bool, str]:
     line = loaded.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                             serialization.PublicFormat.OpenSSH).decode()
     return made, f"{line} {comment}"
+
+
+def office_host_key(app: App, *, timeout: float = 20.0) -> tuple[str, str, str]:
+    """The host key the office's SFTP server offers now: (known_hosts host id, key line,
+    SHA256 fingerprint as OpenSSH prints it). Nothing is trusted or stored here."""
+    parts = urlsplit(app.current_config().sync.destination)
+    if parts.scheme != "sftp" or not parts.hostname:
+        raise InputError("sync.destination is not an sftp:// address: there is no host key "
+                         "to pin")
+    port = parts.port or 22
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout) as sock, \
+                paramiko.Transport(sock) as transport:
+            transport.start_client(timeout=timeout)
+            key = transport.get_remote_server_key()
+    except (OSError, paramiko.SSHException, EOFError) as e:
+        raise SyncNetworkError(f"cannot reach {parts.hostname}:{port} ({e})") from None
+    host_id = parts.hostname if port == 22 else f"[{parts.hostname}]:{port}"
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return host_id, f"{key.get_name()} {key.get_base64()}", f"SHA256:{digest}"
+
+
+def pin_office_host_key(app: App, fingerprint: str, *, actor: str) -> str:
+    """Pin the office's host key in known_hosts, only if it has the fingerprint the office
+    gave the administrator (read out over the phone, say): never trust on first use."""
+    host_id, line, found = office_host_key(app)
+    if fingerprint.strip() != found:
+        raise SyncStopError(f"the office offers a key with fingerprint {found}, not "
+                            f"{fingerprint}: nothing was pinned; check with the office",
+                            kind="host_key")
+    path = known_hosts_path(app)
+    kept = [ln for ln in (path.read_text().splitlines() if path.exists() else [])
+            if ln.split(" ", 1)[0] != host_id]
+    atomic_write_bytes(path, ("\n".join([*kept, f"{host_id} {line}"]) + "\n").encode())
+    app.catalog.audit.append("keys.pin_office", host_id, actor=actor,
+                             detail={"fingerprint": found})
+    return found
