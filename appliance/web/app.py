@@ -12,6 +12,7 @@ from appliance.web import (
     api_media,
     api_settings,
     api_shared,
+    api_sync,
     auth,
     errors,
     media,
@@ -39,6 +40,6 @@ def create_app(app: App, *, daemon: DaemonClient | None = None, tls: bool = Fals
     flask_app.jinja_env.globals["box_name"] = lambda: app.current_config().box_name
     errors.install(flask_app)
     for bp in (auth.bp, pages.bp, media.bp, api_capture.bp, api_library.bp, api_media.bp,
-               api_settings.bp, api_shared.bp, shared.bp, openapi.bp):
+               api_settings.bp, api_shared.bp, api_sync.bp, shared.bp, openapi.bp):
         flask_app.register_blueprint(bp)
     return flask_app

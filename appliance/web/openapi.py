@@ -103,9 +103,29 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
      _body({"name": CODE, "password": {"type": "string", "maxLength": 1024},
             "admin": {"type": "boolean"}}, ["name", "password"])),
     ("delete", "/api/users/{name}", "Remove an account (administrators)", None),
+    ("get", "/api/sync", "The office destination's state, the files on their way, done and "
+     "dropped, whether a Sync now is running and how the latest ended", None),
+    ("post", "/api/sync/run", "Sync now: start one run in the background (202), then poll "
+     "/api/sync; 409 while a sync is running", _body({})),
+    ("get", "/api/audit", "The audit log, oldest first, and whether its hash chain is intact, "
+     "as `vigbox audit --json` (administrators)", None),
     ("get", "/api/openapi.json", "This document", None),
 ]
 INT_PARAMS = {"moment_id", "job_id", "tag_id"}
+# Optional query parameters, by path.
+QUERY: dict[str, list[dict[str, Any]]] = {
+    "/api/audit": [
+        {"name": "action", "in": "query", "required": False,
+         "description": "only entries whose action starts so (sync., view., download.)",
+         "schema": {"type": "string", "maxLength": 60}},
+        {"name": "limit", "in": "query", "required": False,
+         "description": "only the newest this many (after the action filter)",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
+        {"name": "download", "in": "query", "required": False,
+         "description": "1: save as a file (the download is audited)",
+         "schema": {"type": "integer", "enum": [0, 1]}},
+    ],
+}
 
 
 def _operation(method: str, path: str, summary: str,
@@ -113,6 +133,7 @@ def _operation(method: str, path: str, summary: str,
     params = [{"name": p, "in": "path", "required": True,
                "schema": {"type": "integer"} if p in INT_PARAMS else {"type": "string"}}
               for p in (seg[1:-1] for seg in path.split("/") if seg.startswith("{"))]
+    params += QUERY.get(path, [])
     responses: dict[str, Any] = {
         "200": {"description": "done", "content": {"application/json": {"schema": OBJ}}},
         "400": {"description": "the request was wrong; `error` says how"},

@@ -1,5 +1,5 @@
-"""The tablet's pages: Home, Cases, Review, Import, Accounts, Settings. Each page is a light HTML
-shell; the data comes from the JSON API, drawn by the page's own script."""
+"""The tablet's pages: Home, Cases, Review, Import, Sync, Accounts, Settings, Audit. Each page
+is a light HTML shell; the data comes from the JSON API, drawn by the page's own script."""
 
 from __future__ import annotations
 
@@ -46,6 +46,12 @@ def import_page() -> str:
                            cases=[c.code for c in home.filmable_cases(ctx().app)])
 
 
+@bp.get("/sync")
+def sync() -> str:
+    """Sync: the office destination's state, Sync now, the files on their way and done."""
+    return render_template("sync.html", page="sync")
+
+
 @bp.get("/accounts")
 @admin_only
 def accounts() -> str:
@@ -59,6 +65,14 @@ def settings() -> str:
     """Settings: the box's name, recording limits, downloads, the tag scheme
     (administrators)."""
     return render_template("settings.html", page="settings")
+
+
+@bp.get("/audit")
+@admin_only
+def audit() -> str:
+    """Audit: who did what, newest first, filtered by action; intact or altered
+    (administrators)."""
+    return render_template("audit.html", page="audit")
 
 
 @bp.get("/cases/<code>/review")
