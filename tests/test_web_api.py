@@ -337,3 +337,19 @@ def test_a_failed_import_names_the_guiders_file(admin: Tablet) -> None:
                           content_type="application/octet-stream")
     message = error_of(response, 400)
     assert ".upload-" not in message and "uploads" not in message
+
+
+def test_close_and_erase_a_case_from_the_tablet(admin: Tablet, media: dict[str, str],
+                                                app: App) -> None:
+    assert admin.post("/api/cases/FAM-1/close", {}).get_json()["closed_at"]
+    refused = admin.post("/api/cases/FAM-1/erase", {"confirm": "FAM-2"})
+    assert "confirm" in error_of(refused, 400)
+    assert app.catalog.media.clip(media["clip1"]).path is not None
+    done = admin.post("/api/cases/FAM-1/erase", {"confirm": "FAM-1"})
+    assert done.status_code == 200 and done.get_json() == {
+        "erased": "FAM-1", "recordings": 1, "clips": 2, "stills": 1, "films": 0}
+    listed = {c["code"]: c for c in admin.get("/api/cases").get_json()}
+    assert listed["FAM-1"]["erased_at"] and listed["FAM-1"]["consent"] == {}
+    assert admin.get(f"/media/clip/{media['clip1']}").status_code == 404
+    erased = [e for e in app.catalog.audit.entries() if e.action == "case.erase"]
+    assert [e.actor for e in erased] == ["admin"]

@@ -116,6 +116,7 @@ def cmd_settings(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_web(args: argparse.Namespace, config: Config) -> int:
+    from appliance.web.api_sync import sync_now
     from appliance.web.app import create_app
     from appliance.web.server import WebServer
 
@@ -130,7 +131,8 @@ def cmd_web(args: argparse.Namespace, config: Config) -> int:
             tls = (Path(web.tls_cert) if web.tls_cert else root / "tls" / "vigbox.crt",
                    Path(web.tls_key) if web.tls_key else root / "tls" / "vigbox.key")
             tls[0].parent.mkdir(parents=True, exist_ok=True)
-        server = WebServer(create_app(app, tls=tls is not None), host=args.host or web.host,
+        flask_app = create_app(app, tls=tls is not None)
+        server = WebServer(flask_app, host=args.host or web.host,
                            port=args.port if args.port is not None else web.port,
                            threads=web.threads, tls=tls)
         server.start()
@@ -139,4 +141,7 @@ def cmd_web(args: argparse.Namespace, config: Config) -> int:
             stop.wait()
         finally:
             server.stop()
+            # A "Sync now" still running stops (it resumes next time) before the catalog
+            # closes under it.
+            sync_now(flask_app).close()
     return 0

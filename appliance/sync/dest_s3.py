@@ -153,7 +153,7 @@ class S3Destination(Destination):
                     continue
                 if stop.is_set():
                     return False
-                throttle.wait(len(data))
+                throttle.wait(len(data), stop)
                 etag = self._call("upload a part", self._client.upload_part, Bucket=self.bucket,
                                   Key=key, UploadId=upload, PartNumber=number, Body=data,
                                   ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode())["ETag"]

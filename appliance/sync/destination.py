@@ -153,7 +153,7 @@ def _copy(f: BinaryIO, remote: RemoteFile, offset: int, size: int, progress: Pro
         chunk = f.read(min(CHUNK, size - done))
         if not chunk:
             raise SyncError("the sealed file became shorter while it was sent")
-        throttle.wait(len(chunk))
+        throttle.wait(len(chunk), stop)
         remote.write(chunk)
         done += len(chunk)
         unflushed += len(chunk)

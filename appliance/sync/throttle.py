@@ -21,8 +21,9 @@ class Throttle:
         self._last = clock()
         self._lock = threading.Lock()
 
-    def wait(self, n: int) -> None:
-        """Block until `n` more bytes may go (no wait when there is no cap)."""
+    def wait(self, n: int, stop: threading.Event | None = None) -> None:
+        """Block until `n` more bytes may go (no wait when there is no cap); a `stop`
+        ends the wait at once (a slow cap must not delay stopping)."""
         if self.rate <= 0:
             return
         with self._lock:
@@ -32,7 +33,10 @@ class Throttle:
             self._tokens -= n
             debt = -self._tokens
         if debt > 0:
-            self._sleep(debt / self.rate)
+            if stop is not None:
+                stop.wait(debt / self.rate)
+            else:
+                self._sleep(debt / self.rate)
 
 
 def unlimited() -> Throttle:

@@ -110,6 +110,22 @@ def add_case() -> Response:
     return jsonify(case.to_json()), 201  # type: ignore[return-value]
 
 
+@bp.post("/cases/<code>/close")
+def close_case(code: str) -> Response:
+    """The work with the family has ended (its recordings then expire)."""
+    body.json_body(allowed=set())
+    return jsonify(case_service.close_case(ctx().app.catalog, code, actor=actor()).to_json())
+
+
+@bp.post("/cases/<code>/erase")
+def erase_case(code: str) -> Response:
+    """Erase a case on the family's request: {"confirm": the code again}."""
+    data = body.json_body(allowed={"confirm"})
+    plan = case_service.erase_case(ctx().app.catalog, code, actor=actor(),
+                                   confirm=body.text(data, "confirm", max_len=64) or "")
+    return jsonify(erased=code, **plan.counts())
+
+
 @bp.post("/cases/<code>/consent")
 def consent(code: str) -> Response:
     """Record consent given (on a date) or withdrawn, per scope."""

@@ -68,6 +68,9 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
                                                               "format": "date",
                                                               "nullable": True}},
                                                     ["code"])),
+    ("post", "/api/cases/{code}/close", "The work with the family has ended", _body({})),
+    ("post", "/api/cases/{code}/erase", "Erase a case on the family's request (the code "
+     "again as confirm)", _body({"confirm": CODE}, ["confirm"])),
     ("post", "/api/cases/{code}/consent", "Record consent given or withdrawn",
      _body({"give": SCOPES, "withdraw": SCOPES,
             "date": {"type": "string", "format": "date", "nullable": True}})),
