@@ -234,3 +234,23 @@ def test_not_configured_says_so(app: App, media: dict[str, str]) -> None:
     summary = sync_service.run_sync(app)
     assert summary.stopped is not None and summary.stopped["kind"] == "config"
     assert summary.uploaded == 0
+
+
+def test_vigbox_sync_json_summary(vigbox: Any, config_file: Path, media: dict[str, str],
+                                  tmp_path: Path) -> None:
+    identity = x25519.Identity.generate()
+    folder = tmp_path / "office-cli"
+    folder.mkdir()
+    config_file.write_text(config_file.read_text() + f'''
+[sync]
+destination = "file://{folder}"
+recipients = ["{identity.to_public()}"]
+''')
+    done = vigbox("sync", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = done.json()
+    assert {"uploaded", "bytes", "pending", "failed"} <= set(summary)
+    assert summary["uploaded"] == 6 and summary["pending"] == 0 and summary["failed"] == []
+    assert summary["bytes"] == sum(p.stat().st_size for p in folder.rglob("*.age"))
+    people = vigbox("sync").stdout
+    assert "0 sent" in people and "0 waiting" in people
