@@ -179,3 +179,16 @@ def media(app: App, film: str, barcode_film: Path, tmp_path: Path) -> dict[str, 
     }
     media_service.run_queued(app)
     return {name: str(app.catalog.jobs.get(job.id).subject) for name, job in jobs.items()}
+
+
+@pytest.fixture(scope="session")
+def big_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4 s 720p film of noise at a high bitrate: about 14 MB (three 5 MiB S3 parts,
+    several SFTP flushes)."""
+    out = tmp_path_factory.mktemp("big") / "big.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=1280x720:rate=30,noise=alls=60:allf=t", "-t", "4",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "24M", "-g", "30",
+                    "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120,
+                   stdin=subprocess.DEVNULL)
+    return out

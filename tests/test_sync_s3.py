@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,18 +46,6 @@ class Store:
     def objects(self) -> list[Path]:
         return sorted(p for p in (self.server.root / self.server.bucket).rglob("*")
                       if p.is_file())
-
-
-@pytest.fixture(scope="module")
-def big_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 4 s 720p film of noise at a high bitrate: about 12 MB, so three 5 MiB parts."""
-    out = tmp_path_factory.mktemp("big") / "big.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
-                    "testsrc2=size=1280x720:rate=30,noise=alls=60:allf=t", "-t", "4",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "24M", "-g", "30",
-                    "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120,
-                   stdin=subprocess.DEVNULL)
-    return out
 
 
 @pytest.fixture

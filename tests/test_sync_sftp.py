@@ -24,6 +24,7 @@ from appliance.errors import SyncStopError
 from appliance.services import keys as key_service
 from appliance.services import sync as sync_service
 from appliance.services.app import App
+from appliance.services.imports import import_file
 from appliance.sync.office import decrypt_folder, load_identities
 from tests.sync_servers import CuttingProxy, OpenSshServer, openssh_server, small_tmpfs
 
@@ -226,3 +227,21 @@ def test_pin_the_office_host_key_by_its_fingerprint(setup: Setup, tmp_path: Path
     assert pinned.read_text().startswith(f"{host} ssh-ed25519 ")
     summary = sync_service.run_sync(app)
     assert summary.failed == [] and summary.stopped is None and summary.uploaded == 2
+
+
+def test_a_large_file_goes_whole(app: App, big_film: Path, tmp_path: Path) -> None:
+    """Past several flushes and paramiko's 100 queued writes (a 14 MB film): every
+    write's answer is read before the flush, so the upload never waits for one that
+    was already taken off the wire."""
+    config, key = recipient_config(app.config, tmp_path)
+    app.catalog.cases.add("FAM-9", {Consent.FILMING: "2026-01-01"}, actor="test")
+    copy = tmp_path / "big.mp4"
+    copy.write_bytes(big_film.read_bytes())
+    rec = import_file(App(config, app.catalog), copy, case="FAM-9", actor="test")
+    with openssh_server(tmp_path) as server:
+        s = Setup(App(config, app.catalog), server, key)
+        started = time.monotonic()
+        summary = sync_service.run_sync(s.configured())
+        assert summary.failed == [] and summary.uploaded == 2, summary
+        assert time.monotonic() - started < 60
+        check_office(s, rec.id, tmp_path)

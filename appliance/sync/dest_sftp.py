@@ -28,6 +28,15 @@ TIMEOUT_S = 20.0
 NETWORK = (OSError, EOFError, socket.timeout, paramiko.SSHException)
 
 
+def _refused(e: BaseException) -> bool:
+    """A status the SFTP server sent back (not a broken link)."""
+    return isinstance(e, OSError) and not isinstance(e, (socket.timeout, ConnectionError))
+
+
+def _words(e: BaseException) -> str:
+    return str(e) or type(e).__name__
+
+
 class _SftpPart(RemoteFile):
     def __init__(self, dest: SftpDestination, f: paramiko.SFTPFile, name: str,
                  offset: int) -> None:
@@ -46,15 +55,26 @@ class _SftpPart(RemoteFile):
     def flush_to_disk(self) -> None:
         try:
             self._f.flush()
+            self._drain()
             self._dest.fsync(self._f)
             there = self._f.stat().st_size
         except NETWORK as e:
+            if _refused(e):   # the server said no to a write: a full disk, most often
+                self._dest.check_room(self._name, self._written)
             raise self._dest.failure(e, self._name) from None
         if there is None or there < self._written:
             # A pipelined write the server refused: a full disk is the usual reason.
             self._dest.check_room(self._name, self._written - (there or 0))
             raise SyncNetworkError(f"the office kept {there} of {self._written} bytes of "
                                    f"{self._name}")
+
+    def _drain(self) -> None:
+        """Read the answer to every write still in flight, in order. paramiko only reads
+        them once more than 100 are queued; any other request read first would take them
+        off the wire and leave paramiko waiting for answers that never come."""
+        pending = self._f._reqs
+        while pending:
+            self._dest.sftp._read_response(pending.popleft())
 
     def close(self) -> None:
         try:
@@ -135,7 +155,7 @@ class SftpDestination(FileStore):
         except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
             raise SyncNetworkError(f"cannot reach the office at {self.host}:{self.port} "
-                                   f"({e or type(e).__name__})") from None
+                                   f"({_words(e)})") from None
         self._client, self._sftp = client, sftp
 
     def close(self) -> None:
@@ -162,7 +182,7 @@ class SftpDestination(FileStore):
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return SyncStopError(f"the office store is full ({what})", kind="disk_full")
         return SyncNetworkError(f"the link to the office failed while writing {what} "
-                                f"({e or type(e).__name__})")
+                                f"({_words(e)})")
 
     def size_of(self, name: str) -> int | None:
         try:
