@@ -24,6 +24,8 @@ if [ "$purpose" = test ]; then
   # itself, with the `sftp` client to compare against, and the reference age tool to check
   # our encryption against.
   pkgs+=(openssh-server age)
+  # systemd-analyze checks every unit (verify) and its exposure score (security --offline).
+  pkgs+=(systemd)
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()

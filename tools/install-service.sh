@@ -22,9 +22,11 @@ if [ ! -f /etc/vigbox/config.toml ]; then
 fi
 "$prefix/.venv/bin/vigbox" --config /etc/vigbox/config.toml config check
 install -m 0644 "$prefix/systemd/vigbox-capture.service" "$prefix/systemd/vigbox-encode.service" \
-  /etc/systemd/system/
+  "$prefix/systemd/vigbox-web.service" "$prefix/systemd/vigbox-sync.service" \
+  "$prefix/systemd/vigbox-sync.timer" /etc/systemd/system/
 install -d /etc/polkit-1/rules.d
 install -m 0644 "$prefix/systemd/50-vigbox-poweroff.rules" /etc/polkit-1/rules.d/
 systemctl daemon-reload
-systemctl enable --now vigbox-capture.service vigbox-encode.service
+systemctl enable --now vigbox-capture.service vigbox-encode.service vigbox-web.service \
+  vigbox-sync.timer
 echo "installed: systemctl status vigbox-capture; logs: journalctl -u vigbox-capture" >&2
