@@ -9,6 +9,7 @@ from pathlib import Path
 
 from appliance.cli.common import Command, Parser, emit, stop_on_signals
 from appliance.config import Config
+from appliance.services import doctor
 from appliance.services import keys as key_service
 from appliance.services import sync as sync_service
 from appliance.services.app import open_app
@@ -45,6 +46,10 @@ def register(command: Command) -> None:
     d.add_argument("--json", action="store_true", help="print one JSON document")
 
     command("audit", "the audit log: views, renders, uploads, deletions, settings", cmd_audit)
+
+    c = command("doctor", "check the box part by part: OK, WARN or FAIL with what to do",
+                cmd_doctor)
+    c.add_argument("--offline", action="store_true", help="do not try to reach the office")
 
 
 def cmd_sync(args: argparse.Namespace, config: Config) -> int:
@@ -106,3 +111,14 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
          "\n".join(f"{e.at}  {e.actor:<10} {e.action:<22} {e.subject or ''}" for e in entries)
          + "".join(f"\nALTERED: {p}" for p in problems))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    with open_app(config) as app:
+        checks = doctor.run_checks(app, reach_office=not args.offline)
+    width = max(len(c.name) for c in checks)
+    emit(args, [c.to_json() for c in checks], "\n".join(
+        f"{c.status.upper():<5} {c.name:<{width}}  {c.detail}"
+        + (f"\n      {'':<{width}}  → {c.advice}" if c.advice and c.status != "ok" else "")
+        for c in checks))
+    return 1 if any(c.status == doctor.FAIL for c in checks) else 0
