@@ -16,7 +16,6 @@ import pytest
 from pyrage import x25519
 
 from appliance.catalog import Consent, SyncKind, SyncStatus
-from appliance.config import Config
 from appliance.errors import SyncBusyError, SyncNetworkError
 from appliance.services import media as media_service
 from appliance.services import sync as sync_service
@@ -25,6 +24,7 @@ from appliance.sync.dest_file import FolderDestination, _LocalPart
 from appliance.sync.destination import RemoteFile
 from appliance.sync.office import decrypt_folder, load_identities
 from appliance.sync.run import SyncRun, sync_lock
+from tests.sync_support import office_folder
 
 AGE = shutil.which("age")
 
@@ -43,21 +43,10 @@ class Office:
                       if p.is_file())
 
 
-def sync_config(config: Config, folder: Path, recipient: str, **extra: Any) -> Config:
-    return dataclasses.replace(config, sync=dataclasses.replace(
-        config.sync, destination=f"file://{folder}", recipients=[recipient],
-        device_id="box-test", **extra))
-
-
 @pytest.fixture
 def office(app: App, tmp_path: Path) -> Office:
-    identity = x25519.Identity.generate()
-    key = tmp_path / "office.key"
-    key.write_text(f"# office key for tests\n{identity}\n")
-    folder = tmp_path / "office"
-    folder.mkdir()
-    return Office(folder, key, App(sync_config(app.config, folder,
-                                                str(identity.to_public())), app.catalog))
+    box, folder, key = office_folder(app, tmp_path)
+    return Office(folder, key, box)
 
 
 def sha(path: Path) -> str:

@@ -24,6 +24,7 @@ from appliance.sync.dest_file import FolderDestination
 from appliance.sync.office import _decrypt_bytes, load_identities
 from appliance.sync.run import SyncRun
 from appliance.sync.throttle import Throttle
+from tests.sync_support import office_folder
 
 RECIPIENT = str(x25519.Identity.generate().to_public())
 
@@ -67,15 +68,7 @@ def test_the_speed_cap_holds_the_average() -> None:
 
 @pytest.fixture
 def office(app: App, tmp_path: Path) -> tuple[App, Path, Path]:
-    identity = x25519.Identity.generate()
-    key = tmp_path / "office.key"
-    key.write_text(f"{identity}\n")
-    folder = tmp_path / "office"
-    folder.mkdir()
-    config = dataclasses.replace(app.config, sync=dataclasses.replace(
-        app.config.sync, destination=f"file://{folder}", recipients=[str(identity.to_public())],
-        device_id="box-parts"))
-    return App(config, app.catalog), folder, key
+    return office_folder(app, tmp_path, device_id="box-parts")
 
 
 def test_the_manifest_says_what_the_office_needs(office: tuple[App, Path, Path],

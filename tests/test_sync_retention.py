@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyrage import x25519
 
 from appliance.catalog import Consent, SyncKind
 from appliance.errors import InputError
@@ -19,6 +18,7 @@ from appliance.services.app import App
 from appliance.sync.destinations import open_destination
 from appliance.sync.office import decrypt_folder, load_identities
 from appliance.sync.run import Summary, SyncRun
+from tests.sync_support import office_folder
 
 DAY = 86400.0
 
@@ -26,15 +26,8 @@ DAY = 86400.0
 @pytest.fixture
 def box(app: App, tmp_path: Path) -> tuple[App, Path, Path]:
     """The App set up to sync to an office folder; (app, office folder, office key)."""
-    identity = x25519.Identity.generate()
-    key = tmp_path / "office.key"
-    key.write_text(f"{identity}\n")
-    office = tmp_path / "office"
-    office.mkdir()
-    config = dataclasses.replace(app.config, sync=dataclasses.replace(
-        app.config.sync, destination=f"file://{office}", recipients=[str(identity.to_public())],
-        device_id="box-ret", keep_days_after_sync=30, raw_keep_days=60))
-    return App(config, app.catalog), office, key
+    return office_folder(app, tmp_path, device_id="box-ret", keep_days_after_sync=30,
+                         raw_keep_days=60)
 
 
 def run_at(app: App, days: float, **sync: Any) -> Summary:
