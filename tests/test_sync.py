@@ -243,3 +243,30 @@ recipients = ["{identity.to_public()}"]
     assert summary["bytes"] == sum(p.stat().st_size for p in folder.rglob("*.age"))
     people = vigbox("sync").stdout
     assert "0 sent" in people and "0 waiting" in people
+
+
+class NoManifests(FolderDestination):
+    """The office folder, whose link breaks whenever a manifest is sent."""
+
+    def send(self, item: Any, path: Path, progress: Any, throttle: Any,
+             stop: threading.Event) -> bool:
+        if item.kind is SyncKind.MANIFEST:
+            raise SyncNetworkError("the link broke")
+        return super().send(item, path, progress, throttle, stop)
+
+
+def test_a_waiting_manifest_is_dropped_when_consent_goes(office: Office,
+                                                         media: dict[str, str]) -> None:
+    catalog = office.app.catalog
+    first = SyncRun(catalog, office.app.config, NoManifests(office.folder)).run()
+    assert first.uploaded == 4 and first.pending == 2   # files there, manifests waiting
+    catalog.cases.set_consent("FAM-1", {Consent.FILMING: None}, actor="test")
+    second = SyncRun(catalog, office.app.config, FolderDestination(office.folder),
+                     manual=True).run()
+    assert second.failed == [] and second.pending == 0
+    assert [f for f in office.files() if "manifest" in f] == [
+        f for f in office.files() if "/FAM-2/" in f and "manifest" in f], \
+        "the notes of a case whose consent was withdrawn never leave"
+    [dropped] = [i for i in catalog.sync.queue(status=SyncStatus.DROPPED)
+                 if i.kind is SyncKind.MANIFEST]
+    assert dropped.case_code == "FAM-1"

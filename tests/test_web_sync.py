@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from pyrage import x25519
 
 from appliance.services.app import App
 from appliance.sync.run import sync_lock
 from appliance.web.api_sync import sync_now
-from tests.test_sync import Office, sync_config
+from tests.sync_support import office_folder
+from tests.test_sync import Office
 from tests.web_support import PASSPHRASE, Tablet, make_app
 
 RUN_TIMEOUT_S = 60
@@ -52,13 +52,8 @@ def runs_stopped(flask_app: Flask) -> Iterator[None]:
 
 def office_at(app: App, tmp_path: Path, **sync: Any) -> Office:
     """An office folder with its own age key, and the box's App syncing there."""
-    identity = x25519.Identity.generate()
-    key = tmp_path / "office.key"
-    key.write_text(f"{identity}\n")
-    folder = tmp_path / "office"
-    folder.mkdir()
-    return Office(folder, key, App(sync_config(app.config, folder, str(identity.to_public()),
-                                               **sync), app.catalog))
+    box, folder, key = office_folder(app, tmp_path, **sync)
+    return Office(folder, key, box)
 
 
 @pytest.fixture

@@ -145,11 +145,21 @@ class SyncRun:
         for o in due.values():
             self.catalog.sync.plan(o.kind, o.item_id, o.remote_name,
                                    recording_id=o.recording.id, case_code=o.recording.case)
-        # Not due any more (consent withdrawn, the file gone): never sent.
+        # Not due any more (consent withdrawn, the file gone): never sent. A manifest goes
+        # only while its recording is still covered (it holds the moments' notes); an
+        # erasure notice always goes.
+        cases = {c.code: c for c in self.catalog.cases.list()}
+        recordings = {r.id: r for r in self.catalog.recordings.list()}
         for item in self.catalog.sync.queue():
-            if item.status in (SyncStatus.PLANNED, SyncStatus.SEALED) and \
-                    item.kind not in (SyncKind.MANIFEST, SyncKind.ERASURE) and \
-                    item.remote_name not in due:
+            if item.status not in (SyncStatus.PLANNED, SyncStatus.SEALED) or \
+                    item.kind is SyncKind.ERASURE:
+                continue
+            if item.kind is SyncKind.MANIFEST:
+                rec = recordings.get(item.recording_id or "")
+                gone = rec is None or not covered(cases.get(rec.case or ""), rec)
+            else:
+                gone = item.remote_name not in due
+            if gone:
                 self.catalog.sync.drop(item.id, "no longer covered by the case's consent, "
                                        "or no longer on the box", actor=ACTOR)
                 self._discard_sealed(item)
