@@ -5,7 +5,6 @@ sends nothing to the office."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from appliance import ffmpeg_tool
 from appliance.errors import ApplianceError, ControlError, SyncError, SyncStopError
 from appliance.services import home
 from appliance.services.app import App
@@ -61,9 +61,8 @@ def _ffmpeg(app: App) -> Check:
     if found is None:
         return Check("ffmpeg", FAIL, "ffmpeg is not installed",
                      "sudo apt install ffmpeg (or re-run the installer)")
-    done = subprocess.run([found, "-version"], capture_output=True, text=True, timeout=30,
-                          stdin=subprocess.DEVNULL)
-    return Check("ffmpeg", OK, done.stdout.splitlines()[0] if done.stdout else found)
+    version = ffmpeg_tool.run([found, "-version"], timeout=30, what="asking ffmpeg its version")
+    return Check("ffmpeg", OK, version.splitlines()[0] if version else found)
 
 
 def _camera(app: App) -> Check:
