@@ -150,3 +150,17 @@ def test_the_boxs_key_is_made_once(app: App, vigbox: Any) -> None:
     derived = subprocess.run(["ssh-keygen", "-y", "-f", str(private)], capture_output=True,
                              text=True, timeout=30, check=True).stdout.split()[:2]
     assert derived == first["public_key"].split()[:2]
+
+
+def test_leftovers_of_a_killed_run_are_cleared(office: tuple[App, Path, Path],
+                                              media: dict[str, str]) -> None:
+    app, _, _ = office
+    outbox = app.layout.outbox
+    outbox.mkdir(parents=True, exist_ok=True)
+    plain = outbox / ".notice-7.json"
+    plain.write_text('{"moments": [{"note": "a case note"}]}')
+    half = outbox / ".3.age.abc.tmp"
+    half.write_bytes(b"age-encryption.org/v1 half")
+    summary = sync_service.run_sync(app)
+    assert summary.failed == [] and not plain.exists() and not half.exists()
+    assert list(outbox.iterdir()) == []

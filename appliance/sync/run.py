@@ -124,6 +124,7 @@ class SyncRun:
         if stopped and stopped.get("kind") in STICKY and not self.manual:
             self.summary.stopped = stopped   # an administrator must act, then "sync now"
             return
+        self._clear_leftovers()
         recipients = recipients_of(self.config.sync.recipients)
         device = device_id(self.config, self.layout.root)
         due = {o.remote_name: o for o in outgoing(self.catalog, self.config, device)}
@@ -316,6 +317,14 @@ class SyncRun:
             values["last_ok_at"] = utc_now()
         values.update(self.dest.describe())
         self.catalog.sync.set_state(**values)
+
+    def _clear_leftovers(self) -> None:
+        """Remove what a run killed mid-step left in the outbox: a half-sealed temp file,
+        or a manifest's plaintext (it holds notes) that was never sealed."""
+        outbox = self.layout.outbox
+        if outbox.is_dir():
+            for path in outbox.glob(".*"):
+                path.unlink(missing_ok=True)
 
     def _discard_sealed(self, item: SyncItem) -> None:
         if item.sealed_name:
