@@ -17,19 +17,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from appliance.errors import InputError, SyncNetworkError, SyncStopError
 from appliance.fsutil import atomic_write_bytes
 from appliance.services.app import App
+from appliance.sync.dest_sftp import key_files
 from appliance.sync.plan import device_id
 
 
 def device_key_path(app: App) -> Path:
-    """sync.identity, else keys/device_ed25519 in the data dir."""
-    configured = app.config.sync.identity
-    return Path(configured) if configured else app.layout.keys_dir / "device_ed25519"
+    """The box's SSH key file (sync.identity, else keys/device_ed25519)."""
+    return key_files(app.config, app.layout)[0]
 
 
 def known_hosts_path(app: App) -> Path:
-    """sync.known_hosts, else keys/known_hosts in the data dir."""
-    configured = app.config.sync.known_hosts
-    return Path(configured) if configured else app.layout.keys_dir / "known_hosts"
+    """The office's pinned host key file (sync.known_hosts, else keys/known_hosts)."""
+    return key_files(app.config, app.layout)[1]
 
 
 def init_device_key(app: App) -> tuple[bool, str]:

@@ -28,6 +28,14 @@ TIMEOUT_S = 20.0
 NETWORK = (OSError, EOFError, socket.timeout, paramiko.SSHException)
 
 
+def key_files(config: Config, layout: Layout) -> tuple[Path, Path]:
+    """The box's SSH key (sync.identity, else keys/device_ed25519 in the data dir) and the
+    office's pinned host key (sync.known_hosts, else keys/known_hosts)."""
+    sync = config.sync
+    return (Path(sync.identity) if sync.identity else layout.keys_dir / "device_ed25519",
+            Path(sync.known_hosts) if sync.known_hosts else layout.keys_dir / "known_hosts")
+
+
 def _refused(e: BaseException) -> bool:
     """A status the SFTP server sent back (not a broken link)."""
     return isinstance(e, OSError) and not isinstance(e, (socket.timeout, ConnectionError))
@@ -102,10 +110,7 @@ class SftpDestination(FileStore):
         if not parts.hostname or not parts.username:
             raise SyncStopError("'sync.destination' must be sftp://user@host[:port]/path",
                                 kind="config")
-        key = Path(config.sync.identity) if config.sync.identity else \
-            layout.keys_dir / "device_ed25519"
-        known = Path(config.sync.known_hosts) if config.sync.known_hosts else \
-            layout.keys_dir / "known_hosts"
+        key, known = key_files(config, layout)
         return cls(host=parts.hostname, port=parts.port or 22, user=unquote(parts.username),
                    root=unquote(parts.path) or "/", key=key, known_hosts=known)
 
