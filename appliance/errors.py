@@ -122,6 +122,10 @@ class SyncBusyError(SyncError):
     """Another sync run holds the lock."""
 
 
+class SystemToolError(ApplianceError):
+    """A tool of the operating system (nmcli, timedatectl) is missing or refused."""
+
+
 class WebError(ApplianceError):
     """Base for the tablet UI: accounts, sessions and requests."""
 

@@ -208,13 +208,13 @@ def test_parse_config_direct() -> None:
 def test_simulated_switches_sources_only() -> None:
     real = Config()
     sim = real.simulated()
-    assert (sim.camera.backend, sim.microphone.backend, sim.gpio.backend) == \
-        ("synthetic", "synthetic", "mock")
+    assert (sim.camera.backend, sim.microphone.backend, sim.gpio.backend,
+            sim.clock.backend) == ("synthetic", "synthetic", "mock", "simulated")
     assert real.camera.backend == "picamera2"  # the original is unchanged
     assert sim.camera.fps == real.camera.fps
     assert sim.recording == real.recording
     assert dataclasses.replace(sim, camera=real.camera, microphone=real.microphone,
-                               gpio=real.gpio) == real
+                               gpio=real.gpio, clock=real.clock) == real
 
 
 def test_simulated_keeps_no_microphone() -> None:

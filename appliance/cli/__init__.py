@@ -15,7 +15,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appliance import __version__
-from appliance.cli import capture_cmds, encode_cmds, library_cmds, sync_cmds, web_cmds
+from appliance.cli import (
+    box_cmds,
+    capture_cmds,
+    encode_cmds,
+    library_cmds,
+    sync_cmds,
+    web_cmds,
+)
 from appliance.cli.common import Parser, run_as_data_owner, setup_logging, terminate_by_exception
 from appliance.config import load_config
 from appliance.errors import ApplianceError
@@ -46,6 +53,7 @@ def build_parser() -> Parser:
     encode_cmds.register(command)
     web_cmds.register(command)
     sync_cmds.register(command)
+    box_cmds.register(command)
     return p
 
 
