@@ -26,6 +26,7 @@ if [ "$purpose" = test ]; then
   pkgs+=(openssh-server age)
   # systemd-analyze checks every unit (verify) and its exposure score (security --offline).
   pkgs+=(systemd)
+  pkgs+=(zbar-tools)  # zbarimg decodes the Wi-Fi QR codes `vigbox wifi` prints (test_wifi)
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
