@@ -79,7 +79,7 @@ def _tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _priority_prefix(own: int, target: int) -> tuple[tuple[str, ...], bool]:
+def priority_prefix(own: int, target: int) -> tuple[tuple[str, ...], bool]:
     """`nice` (and, for background work, idle-class `ionice`) run before ffmpeg, so every
     thread ffmpeg starts inherits them: on Linux a setpriority() after the start changes
     only its main thread. Also whether the prefix sets the niceness."""
@@ -96,7 +96,7 @@ def _priority_prefix(own: int, target: int) -> tuple[tuple[str, ...], bool]:
     return prefix, niced
 
 
-def _set_autogroup_nice(pid: int, nice: int) -> None:
+def set_autogroup_nice(pid: int, nice: int) -> None:
     """Give the child's scheduling group its niceness too. With the kernel's autogroups
     (sched_autogroup_enabled, the default of most distribution and Raspberry Pi kernels
     outside a CPU cgroup) every new session is its own group, CPU time is shared between
@@ -126,7 +126,7 @@ def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
     guard = _orphan_guard() if tied_to_thread else ()
     own = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's: Linux nices threads
     target = max(own, min(19, nice)) if nice else own
-    prefix, niced = _priority_prefix(own, target)
+    prefix, niced = priority_prefix(own, target)
     try:
         proc = subprocess.Popen([*guard, *prefix, *argv], stdin=stdin, stdout=stdout,
                                 stderr=subprocess.PIPE, start_new_session=True)
@@ -134,7 +134,7 @@ def spawn(argv: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
         raise MediaError(f"cannot start {argv[0]}: {e.strerror}") from None
     # Popen returns once the first program has been executed, so the new session (and
     # its autogroup) exists; ffmpeg has not started its threads yet.
-    _set_autogroup_nice(proc.pid, target)
+    set_autogroup_nice(proc.pid, target)
     if target > own and not niced:
         try:
             os.setpriority(os.PRIO_PROCESS, proc.pid, target)

@@ -105,10 +105,9 @@ def test_modules_are_small() -> None:
 
 def test_ffmpeg_is_started_in_one_place() -> None:
     """Every child process goes through ffmpeg_tool (bounded stderr, own session,
-    priority, terminate → wait → kill); the daemon's shutdown command, the operating
-    system's tools (system_tool) and the demo's services (supervisor) are the others."""
-    allowed = {"appliance.ffmpeg_tool", "appliance.capture.daemon", "appliance.system_tool",
-               "appliance.supervisor"}
+    priority, terminate → wait → kill); the operating system's tools (system_tool: nmcli,
+    timedatectl, the shutdown command) and the demo's services (supervisor) are the others."""
+    allowed = {"appliance.ffmpeg_tool", "appliance.system_tool", "appliance.supervisor"}
     starters = sorted(name for name, path in MODULES.items()
                       if any(call in path.read_text() for call in
                              ("subprocess.Popen(", "subprocess.run(", "os.system(",

@@ -1,6 +1,7 @@
 """The capture daemon's control socket: one JSON request per line, one JSON reply per line.
 
-Request: {"cmd": "status" | "start" | "stop" | "mark" | "preview" | "case", ...arguments}.
+Request: {"cmd": "status" | "start" | "stop" | "mark" | "preview" | "case" | "press",
+...arguments}.
 Reply: {"ok": true, ...result} or {"ok": false, "error": "what went wrong", "kind": K}
 where K is "busy" (conflicts with what the box is doing), "bad_request" (the request
 itself is wrong) or "failed" (the box tried and could not); the client raises the
@@ -13,6 +14,8 @@ matching ControlError subclass, and "not_running" when nothing answers.
 - {"cmd": "case", "case": "CODE" | null} → {"case": "CODE" | null}: the case that
   recordings started without naming one (the button's) are filed under, until changed;
   "bad_request" for an unknown case or one without consent to filming.
+- {"cmd": "press", "hold_s": S} → {"hold_s": S}: press the simulated box's button for S
+  seconds (the gestures as on a real button); "bad_request" on a box with a real one.
 
 A Unix socket in the data dir, mode 0660, so only the box's own services reach it.
 """
@@ -42,7 +45,7 @@ from appliance.errors import (
 )
 
 log = logging.getLogger(__name__)
-COMMANDS = ("status", "start", "stop", "mark", "preview", "case")
+COMMANDS = ("status", "start", "stop", "mark", "preview", "case", "press")
 MAX_REQUEST = 64 * 1024
 MAX_REPLY = 2 * 1024 * 1024   # a preview picture (at most 512 KiB) in base64, and room
 Handler = Callable[[dict[str, Any]], dict[str, Any]]

@@ -11,7 +11,6 @@ import base64
 import enum
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from gpiozero import Factory
 
+from appliance import system_tool
 from appliance.capture.button import ButtonGestures
 from appliance.capture.control import ControlServer, request_actor
 from appliance.capture.preflight import BALLAST_MB, MB, check_filming_consent
@@ -28,6 +28,7 @@ from appliance.capture.session import ACTOR as SESSION_ACTOR
 from appliance.capture.session import Event, Session
 from appliance.capture.sources import Camera, Microphone
 from appliance.capture.status_light import Light, StatusLight
+from appliance.capture.virtual_button import press
 from appliance.catalog import Catalog, Recording
 from appliance.config import Config
 from appliance.errors import ApplianceError, BusyError, CameraError, InputError, PreflightError
@@ -55,15 +56,9 @@ Recover = Callable[[Catalog], list[RecoveryOutcome]]
 
 
 def run_shutdown(argv: list[str]) -> None:
-    """Run the configured shutdown command; ApplianceError if it fails."""
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=SHUTDOWN_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise BusyError(f"the shutdown command {argv[0]!r} could not run: {e}") from None
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise BusyError(f"the shutdown command failed: {err[-1] if err else proc.returncode}")
+    """Run the configured shutdown command; SystemToolError if it fails."""
+    system_tool.run(argv, timeout=SHUTDOWN_TIMEOUT_S, what="the shutdown command",
+                    package="systemd")
 
 
 class CaptureDaemon:
@@ -343,6 +338,10 @@ class CaptureDaemon:
         threading.Thread(target=self._shutdown, name="shutdown", daemon=True).start()
 
     def _shutdown(self) -> None:
+        # An interrupted recording being made playable finishes first, and everything
+        # written (films, catalog) is on the card before the power goes.
+        self._recovered.wait(STOP_TIMEOUT_S)
+        os.sync()
         try:
             self._run_command(list(self.config.daemon.shutdown_command))
         except ApplianceError as e:
@@ -379,6 +378,7 @@ class CaptureDaemon:
                 "state": self._state.value, "warning": self._warning,
                 "last_error": self.last_error, "last_recording": self.last_recording,
                 "camera": self.camera.name, "microphone": self.mic.name if self.mic else None,
+                "simulated_button": self.config.gpio.backend == "mock",
                 "case": self._case,
                 "light": self.light.state.value if self.light else None,
                 "free_mb": free_bytes(self.catalog.layout.root) // 2**20,
@@ -409,6 +409,8 @@ class CaptureDaemon:
             return self.preview()
         if cmd == "mark":
             return {"moment": self.mark(source="control", actor=actor)}
+        if cmd == "press":  # the simulated box's button, from the terminal or the tablet
+            return press(self._pin_factory, self.config.gpio.button_pin, request.get("hold_s"))
         if cmd == "stop":
             return {"recording": self.stop_recording(f"stopped by {actor}").to_json()}
         raise InputError(f"unknown command {cmd!r}")

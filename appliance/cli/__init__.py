@@ -18,6 +18,7 @@ from appliance import __version__
 from appliance.cli import (
     box_cmds,
     capture_cmds,
+    demo_cmds,
     encode_cmds,
     library_cmds,
     sync_cmds,
@@ -54,6 +55,7 @@ def build_parser() -> Parser:
     web_cmds.register(command)
     sync_cmds.register(command)
     box_cmds.register(command)
+    demo_cmds.register(command)
     return p
 
 

@@ -1,18 +1,17 @@
-"""`vigbox record`, `capture`, `ctl`, `recover`, `demo`, `check-sync`: recording commands."""
+"""`vigbox record`, `capture`, `ctl`, `recover`, `check-sync`: recording commands."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from appliance.capture.sync_check import measure_sync
-from appliance.catalog import JobKind, RecordingStatus
+from appliance.catalog import RecordingStatus
 from appliance.cli.common import Command, describe_recording, emit, stop_on_signals
 from appliance.config import Config
 from appliance.errors import CaptureError, InputError
-from appliance.services import media, recordings
+from appliance.services import recordings
 from appliance.services.app import open_app
 from appliance.services.daemon import DaemonClient, run_daemon
 
@@ -33,11 +32,11 @@ def register(command: Command) -> None:
                    help="synthetic camera, microphone and mock GPIO")
 
     c = command("ctl", "talk to the running capture daemon", cmd_ctl)
-    c.add_argument("action", choices=("status", "start", "stop", "mark"))
+    c.add_argument("action", choices=("status", "start", "stop", "mark", "press"))
     c.add_argument("--case", help="case code (start only)")
-
-    c = command("demo", "make a simulated recording and show where it is", cmd_demo)
-    c.add_argument("--seconds", type=float, default=15.0, help="length (default 15)")
+    c.add_argument("--hold", type=float, default=0.1, metavar="SECONDS",
+                   help="press: how long the simulated button is held (default 0.1; "
+                   "1.5 stops a recording, 5 shuts down)")
 
     c = command("check-sync", "measure A/V offset and dropped frames from the sync markers "
                 "of a synthetic recording", cmd_check_sync)
@@ -85,6 +84,9 @@ def cmd_ctl(args: argparse.Namespace, config: Config) -> int:
         reply = client.status()
         human = f"{reply['state']}" + (f" (last error: {reply['last_error']})"
                                        if reply.get("last_error") else "")
+    elif args.action == "press":
+        reply = client.press(args.hold)
+        human = f"pressed the button for {reply['hold_s']:g} s"
     elif args.action == "mark":
         reply = client.mark()
         human = f"marked at {reply['moment']['at_s']:.1f} s"
@@ -92,38 +94,6 @@ def cmd_ctl(args: argparse.Namespace, config: Config) -> int:
         reply = client.start(args.case) if args.action == "start" else client.stop()
         human = f"{reply['recording']['id']} {reply['recording']['status']}"
     emit(args, reply, human)
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    config = config.simulated()
-    print(f"recording {args.seconds:g} s from the simulated camera and microphone into "
-          f"{config.data_path} ...", file=sys.stderr)
-    with open_app(config) as app:
-        rec = recordings.record_here(app, args.seconds)
-        if rec.status == RecordingStatus.FAILED or rec.path is None:
-            raise CaptureError(f"the demo recording failed: {'; '.join(rec.problems)}")
-        sync = measure_sync(rec.path)
-        # What the encoder worker would do next: the new film's review assets.
-        assets: dict[str, Any] = {}
-        for job in media.run_queued(app):
-            if job.kind == JobKind.ASSETS and job.subject == rec.id and job.result:
-                assets = job.result
-    doc = rec.to_json() | {"sync": sync.to_json(), "assets": assets}
-    files = [Path(assets[k]) for k in ("poster", "sprite", "vtt", "waveform") if k in assets]
-    shown = (f"{files[0].parent}: {', '.join(f.name for f in files)}" if files
-             else "not made")
-    human = (f"finished: {rec.path}\n"
-             f"  {rec.duration_s:.1f} s, {rec.video_frames} frames, "
-             f"{sync.dropped_frames} dropped, A/V offset at the sync markers: "
-             f"{', '.join(f'{o:+.1f}' for o in sync.offsets_ms)} ms\n"
-             f"  review assets: {shown}\n"
-             f"  play it with: ffplay {rec.path}\n"
-             f"  list recordings: {sys.executable} -m appliance --data-dir "
-             f"{config.data_path} recordings\n"
-             f"  review it in a browser: {sys.executable} -m appliance --data-dir "
-             f"{config.data_path} web --port 8080 (the first visit makes an account)")
-    emit(args, doc, human)
     return 0
 
 

@@ -65,6 +65,11 @@ class DaemonClient:
         extra = {"actor": actor} if actor else {}
         return request(self.socket, "mark", timeout=TIMEOUT_S, **extra)
 
+    def press(self, hold_s: float) -> dict[str, Any]:
+        """Press the simulated box's button for `hold_s` seconds (returns at once);
+        DaemonRequestError on a box with a real button."""
+        return request(self.socket, "press", timeout=TIMEOUT_S, hold_s=hold_s)
+
     def set_case(self, case: str | None, *, actor: str | None = None) -> dict[str, Any]:
         """File recordings started without a case (the button's) under `case` from now
         on; None: under none. {"case": case}; DaemonRequestError for an unknown case or

@@ -47,6 +47,14 @@ def mark() -> Response:
     return jsonify(ctx().daemon.mark(actor=actor()))
 
 
+@bp.post("/record/press")
+def press() -> Response:
+    """Press the simulated box's button (the demo): the gestures as on a real button."""
+    data = body.json_body(allowed={"hold_s"})
+    hold_s = body.number(data, "hold_s", required=False)
+    return jsonify(ctx().daemon.press(0.1 if hold_s is None else hold_s))
+
+
 @bp.post("/record/case")
 def set_case() -> Response:
     """The case the next recording (also one started with the button) is filed under."""

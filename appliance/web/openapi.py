@@ -36,6 +36,8 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("post", "/api/record/start", "Start recording (for a case)", _body({"case": NULLABLE_CODE})),
     ("post", "/api/record/stop", "Stop recording; answers once the film is saved", _body({})),
     ("post", "/api/record/mark", "Mark this moment of the running recording", _body({})),
+    ("post", "/api/record/press", "Press the simulated box's button for hold_s seconds "
+     "(400 on a box with a real button)", _body({"hold_s": NUM})),
     ("post", "/api/record/case", "The case the next recording is filed under",
      _body({"case": NULLABLE_CODE})),
     ("get", "/api/live.jpg", "The camera's latest low-resolution picture (image/jpeg)", None),
@@ -149,7 +151,7 @@ def _operation(method: str, path: str, summary: str,
         responses["201"] = {"description": "made"}
         responses["202"] = {"description": "queued: poll the job"}
         responses["413"] = {"description": "too large"}
-    if path in ("/api/record/start", "/api/record/stop", "/api/record/mark",
+    if path in ("/api/record/start", "/api/record/stop", "/api/record/mark", "/api/record/press",
                 "/api/record/case", "/api/live.jpg", "/api/status"):
         responses["503"] = {"description": "the recorder is not running"}
         responses["500"] = {"description": "the recorder tried and failed"}

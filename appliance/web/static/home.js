@@ -37,6 +37,7 @@
     $("remaining").textContent = clock((status.max_seconds || 600) - elapsed);
     $("free").textContent = Math.floor(status.free_minutes);
     $("case").disabled = recording;
+    $("virtual-button").hidden = !status.simulated_button;
     if (status.case !== undefined && document.activeElement !== $("case")) {
       $("case").value = status.case || "";
     }
@@ -100,6 +101,16 @@
     } catch (e) { say(e.message, "error"); }
   }
 
+  // The simulated box's button (the demo): presses and holds go through the box's own
+  // gesture code, as a finger on a real button would.
+  async function pressButton(event) {
+    const hold = Number(event.currentTarget.dataset.hold);
+    try {
+      await api("POST", "/api/record/press", {hold_s: hold});
+      say(hold < 1 ? "Button pressed." : "Button held " + Math.floor(hold) + " s.");
+    } catch (e) { say(e.message, "error"); }
+  }
+
   async function chooseCase() {
     try {
       await api("POST", "/api/record/case", {case: $("case").value || null});
@@ -154,6 +165,9 @@
   $("record").addEventListener("click", press);
   $("mark").addEventListener("click", mark);
   $("case").addEventListener("change", chooseCase);
+  for (const b of $("virtual-button").querySelectorAll("button")) {
+    b.addEventListener("click", pressButton);
+  }
   poll();
   recordings();
   setInterval(poll, 1000);
