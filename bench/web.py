@@ -24,7 +24,6 @@ RSS (VmHWM) of the web process. Figures only; no pass/fail.
 from __future__ import annotations
 
 import argparse
-import http.cookiejar
 import json
 import os
 import random
@@ -47,48 +46,17 @@ sys.path.insert(0, str(ROOT))
 
 from appliance.capture.picture import SyntheticPicture  # noqa: E402
 from appliance.capture.sync_check import frame_indices, index_gaps  # noqa: E402
+from tests.tablet import Client as Tablet  # noqa: E402
 
 PASSPHRASE = "bench passphrase"
-CHUNK = 1 << 20
 
 
-class Client:
-    """A logged-in tablet (cookies and the CSRF token), timing every request."""
+class Client(Tablet):
+    """A tablet logging in as the benchmark's administrator."""
 
     def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        self.token = ""
-        self.times: dict[str, list[float]] = defaultdict(list)
-
-    def request(self, method: str, path: str, body: Any = None, kind: str | None = None,
-                headers: dict[str, str] | None = None, form: dict[str, str] | None = None
-                ) -> bytes:
-        data = None
-        all_headers = {"X-CSRF-Token": self.token, **(headers or {})}
-        if body is not None:
-            data = json.dumps(body).encode()
-            all_headers["Content-Type"] = "application/json"
-        if form is not None:
-            data = urllib.parse.urlencode(form).encode()
-            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers=all_headers)
-        start = time.perf_counter()
-        with self.opener.open(req, timeout=60) as response:
-            payload = response.read()
-        if kind:
-            self.times[kind].append(time.perf_counter() - start)
-        return payload
-
-    def log_in(self) -> None:
-        page = self.request("GET", "/login").decode()
-        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        self.request("POST", "/login", form={"username": "admin", "password": PASSPHRASE,
-                                             "csrf_token": self.token})
-        page = self.request("GET", "/").decode()
-        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        super().__init__(base, "admin", PASSPHRASE)
+CHUNK = 1 << 20
 
 
 def make_film(path: Path, seconds: int = 60) -> None:
