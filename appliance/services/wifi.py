@@ -1,0 +1,211 @@
+"""The box's own Wi-Fi for the tablet (`vigbox wifi setup`, `show`): one NetworkManager
+access-point profile made, replaced and read back through nmcli. The passphrase lives
+only in NetworkManager's root-only profile, never in vigbox's files or logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from appliance import system_tool, wifi
+from appliance.errors import InputError, SystemToolError
+from appliance.services.app import App
+from appliance.wifi import Network
+from appliance.wifi_qr import join_payload
+
+log = logging.getLogger(__name__)
+
+QUICK_S = 30.0    # nmcli answers from NetworkManager's memory
+UP_S = 120.0      # `connection up` waits (90 s by default) until the AP runs or fails
+OLDER = "<old-uuid>"   # a dry run lists nothing, so it names an older profile thus
+HIDDEN = "***"
+PSK_FIELD = "802-11-wireless-security.psk"
+# Where Debian keeps dnsmasq: a plain user's PATH lacks the sbin folders.
+SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+
+
+class WifiAction(StrEnum):
+    """The audit log's names for what was done with the box's Wi-Fi."""
+
+    SETUP = "wifi.setup"
+    SHOW = "wifi.show"    # the passphrase was shown
+
+
+@dataclass(frozen=True)
+class WifiReport:
+    """What setup did (or would do) and what the tablet needs to join."""
+
+    network: Network
+    passphrase: str | None          # None in a dry run: nothing was read or made
+    commands: tuple[str, ...]       # as run (or to run), the passphrase as ***
+    warnings: tuple[str, ...] = ()
+    new_passphrase: bool = False    # made now: tablets that knew the old one join again
+    replaced: int = 0               # older profiles removed
+    failed: str | None = None       # the AP was saved but did not start: why
+
+    @property
+    def join_payload(self) -> str | None:
+        """The Wi-Fi QR code's text, when the passphrase is known."""
+        return join_payload(self.network.ssid, self.passphrase) if self.passphrase else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON document of `vigbox wifi ... --json`."""
+        return {"ssid": self.network.ssid, "passphrase": self.passphrase,
+                "url": self.network.url, "address": self.network.address,
+                "profile": self.network.profile, "interface": self.network.interface,
+                "new_passphrase": self.new_passphrase, "replaced": self.replaced,
+                "warnings": list(self.warnings), "commands": list(self.commands),
+                "failed": self.failed}
+
+
+def network_of(app: App) -> Network:
+    """The access point the config (and the box's name, as set on the tablet) asks for."""
+    current = app.current_config()
+    return wifi.network_for(current.wifi, current.box_name, current.web.port,
+                            current.web.host)
+
+
+def require_root(what: str, euid: int | None = None) -> None:
+    """NetworkManager lets only root change system profiles and read their secrets."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        raise SystemToolError(f"{what} needs NetworkManager's system settings: run it as "
+                              f"root (sudo vigbox {what})")
+
+
+def setup(net: Network, *, new_passphrase: bool = False, dry_run: bool = False,
+          euid: int | None = None) -> WifiReport:
+    """Make (or replace) the access-point profile and start it. The old passphrase is
+    kept unless `new_passphrase`; the new profile is saved before the old one goes, so a
+    refused add leaves the box as it was. A dry run runs nothing."""
+    warnings = _warnings(net)
+    if dry_run:
+        reads = [] if new_passphrase else [wifi.read_field_argv(OLDER, PSK_FIELD, secret=True)]
+        commands = [wifi.list_profiles_argv(), *reads, *_change_steps(net, HIDDEN, [OLDER])]
+        return WifiReport(net, None, tuple(wifi.shown(a, HIDDEN) for a in commands),
+                          tuple(warnings), new_passphrase=new_passphrase)
+    require_root("wifi setup", euid)
+    ran: list[str] = []
+    old = wifi.uuids_named(_run(wifi.list_profiles_argv(), ran, "listing profiles"),
+                           net.profile)
+    kept = None if new_passphrase or not old else _read_kept(old[0], ran)
+    if kept and not wifi.is_usable_passphrase(kept):
+        warnings.append("the profile's passphrase was not a usable WPA2 one: made a new one")
+    psk = kept if kept and wifi.is_usable_passphrase(kept) else wifi.new_passphrase()
+    failed = None
+    for argv in _change_steps(net, psk, old):
+        try:
+            _run(argv, ran, _purpose(argv), secret=psk)
+        except SystemToolError as e:
+            if argv != wifi.up_argv(net.profile):
+                raise
+            failed = (f"{e}. The network is saved and NetworkManager tries again at "
+                      "boot; see `journalctl -u NetworkManager -b`"
+                      + ("; set wifi.country" if not net.country else ""))
+    if failed:
+        log.warning("Wi-Fi %r saved on %s but not started: %s", net.ssid, net.interface,
+                    failed)
+    else:
+        log.info("Wi-Fi %r up on %s (%s)", net.ssid, net.interface, net.address)
+    return WifiReport(net, psk, tuple(ran), tuple(warnings), new_passphrase=psk != kept,
+                      replaced=len(old), failed=failed)
+
+
+def show(net: Network, *, euid: int | None = None) -> WifiReport:
+    """The profile as NetworkManager holds it now: its network name, passphrase and
+    address (the UI's port from the config)."""
+    require_root("wifi show", euid)
+    ran: list[str] = []
+    found = wifi.uuids_named(_run(wifi.list_profiles_argv(), ran, "listing profiles"),
+                             net.profile)
+    if not found:
+        raise InputError(f"there is no {net.profile} Wi-Fi yet: make it with "
+                         "`sudo vigbox wifi setup`")
+    ssid = _read(found[0], "802-11-wireless.ssid", ran)
+    psk = _read(found[0], PSK_FIELD, ran, secret=True)
+    address = _read(found[0], "ipv4.addresses", ran).split(",")[0].strip()
+    net = replace(net, ssid=ssid or net.ssid, address=address or net.address)
+    warnings = [] if psk else ["the profile holds no passphrase NetworkManager will show: "
+                               "make one with `sudo vigbox wifi setup --new-passphrase`"]
+    problem = wifi.unreachable_ui(net)
+    return WifiReport(net, psk or None, tuple(ran),
+                      tuple(warnings + ([problem] if problem else [])))
+
+
+def record(app: App, report: WifiReport, action: WifiAction, *, actor: str) -> None:
+    """Audit a setup or a showing of the passphrase (never the passphrase itself)."""
+    net = report.network
+    detail: dict[str, Any] = {"ssid": net.ssid, "address": net.address,
+                              "interface": net.interface}
+    if action is WifiAction.SETUP:
+        detail |= {"band": net.band, "channel": net.channel, "country": net.country,
+                   "new_passphrase": report.new_passphrase, "replaced": report.replaced,
+                   "started": report.failed is None}
+    app.catalog.audit.append(action.value, net.profile, actor=actor, detail=detail)
+
+
+def _change_steps(net: Network, psk: str, old: Sequence[str]) -> list[list[str]]:
+    """Radio on, the country, the new profile, the old ones removed, the AP started."""
+    steps = [wifi.radio_on_argv()]
+    if net.country:
+        steps.append(wifi.country_argv(net.country,
+                                       raspi_config=shutil.which("raspi-config") is not None))
+    steps.append(wifi.add_profile_argv(net, psk))
+    steps += [wifi.delete_profile_argv(uuid) for uuid in old]
+    steps.append(wifi.up_argv(net.profile))
+    return steps
+
+
+def _warnings(net: Network) -> list[str]:
+    """What may keep the tablet off the network, said before anything runs."""
+    found = []
+    if not net.country:
+        found.append("no Wi-Fi country is set (wifi.country, e.g. \"GB\"): the access "
+                     "point may not start, or may use a channel not allowed here")
+    elif shutil.which("raspi-config") is None:
+        found.append(f"`iw reg set {net.country}` lasts until the next boot: set the "
+                     "country in the system's settings to keep it")
+    path = os.pathsep.join(filter(None, (os.environ.get("PATH"), SBIN_PATH)))
+    if shutil.which("dnsmasq", path=path) is None:
+        found.append("dnsmasq is not installed: NetworkManager needs it to give the "
+                     "tablet an address (apt install dnsmasq-base)")
+    problem = wifi.unreachable_ui(net)
+    return found + ([problem] if problem else [])
+
+
+def _purpose(argv: Sequence[str]) -> str:
+    """What an nmcli step is for, in words for an error message."""
+    words = {"radio": "switching Wi-Fi on", "add": "saving the Wi-Fi profile",
+             "delete": "removing the old Wi-Fi profile", "up": "starting the Wi-Fi",
+             "reg": "setting the Wi-Fi country", "nonint": "setting the Wi-Fi country"}
+    return next((words[a] for a in argv[1:3] if a in words), "setting up the Wi-Fi")
+
+
+def _run(argv: list[str], ran: list[str], what: str, *, secret: str | None = None) -> str:
+    """One OS tool through system_tool, noted (passphrase hidden) in `ran`."""
+    tool = argv[0]
+    package = {"nmcli": "network-manager", "iw": "iw"}.get(tool, tool)
+    ran.append(wifi.shown(argv, secret))
+    timeout = UP_S if argv == wifi.up_argv(argv[-1]) else QUICK_S
+    return system_tool.run(argv, timeout=timeout, what=what, package=package, secret=secret)
+
+
+def _read_kept(uuid: str, ran: list[str]) -> str:
+    """The passphrase of the profile being replaced, so tablets that know it stay on."""
+    try:
+        return _read(uuid, PSK_FIELD, ran, secret=True)
+    except SystemToolError as e:
+        raise SystemToolError(f"{e}; to make a new passphrase instead (tablets then join "
+                              "again): sudo vigbox wifi setup --new-passphrase") from None
+
+
+def _read(uuid: str, field: str, ran: list[str], *, secret: bool = False) -> str:
+    """One field of a profile (its trailing newline off, nothing else: a passphrase may
+    end in a space)."""
+    out = _run(wifi.read_field_argv(uuid, field, secret=secret), ran, "reading the Wi-Fi "
+               "profile")
+    return out.removesuffix("\n")
