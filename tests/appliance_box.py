@@ -44,12 +44,12 @@ def free_port() -> int:
 
 def wait_for(probe: Callable[[], T | None], what: str, timeout: float,
              every: float = 0.05) -> T:
-    """Poll `probe` until it gives something other than None (or False); AssertionError
-    naming `what` at the deadline."""
+    """Poll `probe` until it gives something true (not None, False, 0 or empty); that;
+    AssertionError naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         got = probe()
-        if got is not None and got is not False:
+        if got:
             return got
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

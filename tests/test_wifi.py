@@ -588,8 +588,6 @@ def test_the_catalog_is_written_as_its_owner_while_root_stays_for_nmcli(
 
 
 @needs_root
-@pytest.mark.xfail(strict=True, reason="main() becomes the data dir's owner before any "
-                   "command runs; `vigbox wifi` (keep_root) needs root for NetworkManager")
 def test_cli_setup_as_root_on_a_service_owned_data_dir(nm: StandInNM, wifi_config: Path,
                                                        tmp_path: Path) -> None:
     nobody = pwd.getpwnam("nobody")

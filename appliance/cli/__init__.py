@@ -18,6 +18,7 @@ from appliance import __version__
 from appliance.cli import (
     box_cmds,
     capture_cmds,
+    clock_cmds,
     demo_cmds,
     encode_cmds,
     library_cmds,
@@ -55,6 +56,7 @@ def build_parser() -> Parser:
     web_cmds.register(command)
     sync_cmds.register(command)
     box_cmds.register(command)
+    clock_cmds.register(command)
     demo_cmds.register(command)
     return p
 
@@ -70,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo" and not (args.data_dir or os.environ.get("VIGBOX_DATA_DIR")
                                            or config.data_dir):
             config = dataclasses.replace(config, data_dir=str(Path("vigbox-data").resolve()))
-        run_as_data_owner(config.data_path)
+        # A command that needs root for the system's own settings (NetworkManager) keeps
+        # it, and opens the catalog as the data dir's owner itself.
+        if not getattr(args, "keep_root", False):
+            run_as_data_owner(config.data_path)
         return int(args.handler(args, config))
     except ApplianceError as e:
         print(f"vigbox: {e}", file=sys.stderr)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from appliance.cli.common import Command, stop_on_signals
 from appliance.config import Config
-from appliance.errors import ApplianceError, InputError
+from appliance.errors import ApplianceError, ControlError, InputError
 from appliance.services import demo
 from appliance.services.daemon import DaemonClient
 from appliance.supervisor import Supervisor
@@ -54,6 +54,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
                     on_event=say) as sup:
         sup.start()
         _wait_for_web(box.url, sup, stop)
+        _file_under_demo_case(box, stop)
         print(_welcome(box, data_dir), file=sys.stderr, flush=True)
         if sys.stdin is not None and sys.stdin.isatty():
             threading.Thread(target=_keys, args=(box, sup, stop), daemon=True,
@@ -76,8 +77,8 @@ its encoder, its tablet UI and its sync to a folder playing the office.
   The box's button, from here: Enter = a short press (start, or mark a moment while
   recording), h + Enter = hold 1.5 s (stop), s + Enter = sync now, q + Enter = quit.
   On the tablet: Home has the same button under the live picture.
-  Case {demo.CASE} has consent to filming, supervision and training: choose it on Home
-  (or file a recording under it in Review) so its clips are synced to the office.
+  Recordings are filed under case {demo.CASE}, which has consent to filming, supervision
+  and training, so its clips and stills are synced (encrypted) to the office.
 
   The office:  {box.office_dir}  (its key: {box.office_key})
   Logs:        {data_dir / 'logs'}
@@ -103,6 +104,21 @@ def _keys(box: demo.DemoBox, sup: Supervisor, stop: threading.Event) -> None:
                 say("keys: Enter = press, h = hold (stop), s = sync now, q = quit")
         except ApplianceError as e:
             say(f"refused: {e}")
+
+
+def _file_under_demo_case(box: demo.DemoBox, stop: threading.Event) -> None:
+    """The button's recordings go under the demo's case (as a guider chooses the family
+    on Home before filming), so what is clipped from them reaches the office."""
+    client = DaemonClient(box.socket)
+    deadline = time.monotonic() + WEB_START_TIMEOUT_S
+    while not stop.is_set():
+        try:
+            client.set_case(demo.CASE, actor=demo.ACTOR)
+            return
+        except ControlError:
+            if time.monotonic() > deadline:
+                raise
+        stop.wait(0.2)
 
 
 def _check_port_free(host: str, port: int) -> None:
