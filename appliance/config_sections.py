@@ -186,7 +186,7 @@ class ClockConfig:
     """[clock]: setting the box's clock from the tablet's (a Pi has no real-time clock)."""
 
     backend: str = _setting("timedated", "how the clock is set: systemd-timedated, or "
-                            "simulated (the demo: an offset kept in memory)",
+                            "simulated (the demo: an offset kept in the data dir)",
                             choices=("timedated", "simulated"))
     max_skew_s: float = _setting(60.0, "the tablet offers to set the box's clock when they "
                                  "differ by more than this", min=5, max=86400)

@@ -11,6 +11,7 @@
     <root>/outbox/                  files sealed (age) for the office, until verified there
     <root>/keys/                    the box's SSH key and the office's host key (sync)
     <root>/sync.lock                held by the one running `vigbox sync`
+    <root>/clock-offset.json        a simulated box's clock (the demo): its offset
 
 The catalog stores paths relative to the root, so the whole directory can be
 moved or restored; `relative` and `absolute` convert, and refuse any path that
@@ -87,6 +88,11 @@ class Layout:
     def sync_lock(self) -> Path:
         """Held by the one sync run allowed at a time."""
         return self.root / "sync.lock"
+
+    @property
+    def clock_offset(self) -> Path:
+        """A simulated box's clock: how far it is from this machine's (appliance.wall_clock)."""
+        return self.root / "clock-offset.json"
 
     @property
     def films_dir(self) -> Path:

@@ -13,8 +13,8 @@ STOP_TIMEOUT_S = 30
 
 
 def write_test_config(path: Path, data_dir: Path) -> Path:
-    """A config for tests: the data dir, simulated camera, microphone and buttons, small
-    limits."""
+    """A config for tests: the data dir, simulated camera, microphone, buttons and clock
+    (setting it never touches this machine's), small limits."""
     path.write_text(f'''data_dir = "{data_dir}"
 log_level = "debug"
 [camera]
@@ -23,6 +23,8 @@ backend = "synthetic"
 backend = "synthetic"
 [gpio]
 backend = "mock"
+[clock]
+backend = "simulated"
 [recording]
 max_seconds = 120
 reserve_mb = 16

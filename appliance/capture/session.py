@@ -46,6 +46,7 @@ from appliance.fsutil import (
     release_ballast,
 )
 from appliance.layout import META_NAME
+from appliance.wall_clock import WallClock, box_clock
 
 log = logging.getLogger(__name__)
 CAMERA_STALL_S = 2.0     # no frame for this long means the camera failed
@@ -69,14 +70,15 @@ class Session:
 
     def __init__(self, *, catalog: Catalog, config: Config, camera: Camera,
                  mic: Microphone | None, case: str | None = None,
-                 clock: Callable[[], int] = time.monotonic_ns,
+                 clock: Callable[[], int] = time.monotonic_ns, wall_clock: WallClock | None = None,
                  on_event: Callable[[Event], None] | None = None,
                  actor: str = ACTOR, kind: str = "interaction") -> None:
         self.catalog, self.config = catalog, config
         self.actor = actor   # who started it: the box's button, or an account on the tablet
         self.camera, self.mic, self.case = camera, mic, case
         self.kind = kind     # "interaction" at home, or "review": a filmed shared review
-        self._clock = clock
+        self._clock = clock   # CLOCK_MONOTONIC: frames, sound, limits
+        self._wall_clock = wall_clock or box_clock(config.clock.backend, catalog.layout)
         self._on_event = on_event or (lambda e: None)
         self.id = ""
         self.directory = Path()
@@ -107,11 +109,11 @@ class Session:
         preflight(self.config, layout, self.camera, self.mic)
         if self.case is not None:
             check_filming_consent(self.catalog, self.case, self.kind)
-        self.id = new_recording_id()
+        self.id = new_recording_id(started := self._wall_clock())   # the box's date, as set
         self.directory = layout.recording_dir(self.id)
         # The row comes first: a crash after it leaves a row that recovery can close.
         rec = self.catalog.recordings.create(
-            self.id, case=self.case, started_at=utc_now(), origin=Origin.CAPTURE,
+            self.id, case=self.case, started_at=utc_now(started), origin=Origin.CAPTURE,
             actor=self.actor, width=self.camera.width, height=self.camera.height, kind=self.kind,
             fps=float(self.camera.fps), audio="none" if self.mic is None else "ok")
         ensure_ballast(self._ballast, BALLAST_MB * MB)

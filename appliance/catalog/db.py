@@ -26,9 +26,10 @@ BUSY_TIMEOUT_S = 30.0
 Migration = str | Callable[[sqlite3.Connection], None]
 
 
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def utc_now(now: datetime | None = None) -> str:
+    """The current time (or `now`, from the box's wall clock) as ISO 8601 UTC with
+    milliseconds."""
+    return (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def catalog_error(e: sqlite3.Error, path: Path) -> CatalogError:

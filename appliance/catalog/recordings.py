@@ -42,9 +42,11 @@ FIELDS = ("duration_s", "status", "path", "width", "height", "fps", "video_frame
           "dropped_frames", "audio", "problems", "kind")
 
 
-def new_recording_id() -> str:
-    """A sortable, unguessable id such as 20261124-101530-3fa2."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+def new_recording_id(now: datetime | None = None) -> str:
+    """A sortable, unguessable id such as 20261124-101530-3fa2 (`now`: the box's wall
+    clock, by default this machine's)."""
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%S-") \
+        + secrets.token_hex(2)
 
 
 @dataclass(frozen=True)
