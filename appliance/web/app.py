@@ -8,6 +8,7 @@ from appliance.services.app import App
 from appliance.services.daemon import DaemonClient
 from appliance.web import (
     api_capture,
+    api_clock,
     api_library,
     api_media,
     api_settings,
@@ -42,4 +43,5 @@ def create_app(app: App, *, daemon: DaemonClient | None = None, tls: bool = Fals
     for bp in (auth.bp, pages.bp, media.bp, api_capture.bp, api_library.bp, api_media.bp,
                api_settings.bp, api_shared.bp, api_sync.bp, shared.bp, openapi.bp):
         flask_app.register_blueprint(bp)
+    flask_app.register_blueprint(api_clock.bp)
     return flask_app

@@ -114,6 +114,11 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
      "/api/sync; 409 while a sync is running", _body({})),
     ("get", "/api/audit", "The audit log, oldest first, and whether its hash chain is intact, "
      "as `vigbox audit --json` (administrators)", None),
+    ("get", "/api/clock", "The box's time (box_epoch_ms) and max_skew_s: how far the "
+     "tablet's clock may differ before the tablet offers to set the box's", None),
+    ("post", "/api/clock", "Set the box's clock from the tablet's (Date.now()) if they differ "
+     "by more than max_skew_s; audited; every session ends, so log in again",
+     _body({"tablet_epoch_ms": {"type": "integer"}}, ["tablet_epoch_ms"])),
     ("get", "/api/openapi.json", "This document", None),
 ]
 INT_PARAMS = {"moment_id", "job_id", "tag_id"}
