@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from appliance.capture.status_light import PATTERNS
+from tests.test_systemd import INSTALLED_VIGBOX
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -33,7 +34,7 @@ def test_exactly_two_setup_commands_and_ci_runs_the_test_one() -> None:
 
 def test_scripts_are_valid_bash() -> None:
     for script in ("tools/demo.sh", "tools/test.sh", "tools/bootstrap.sh",
-                   "tools/install-service.sh", ".ci/run"):
+                   "tools/install.sh", "tools/install-service.sh", ".ci/run"):
         subprocess.run(["bash", "-n", str(ROOT / script)], check=True, timeout=10)
 
 
@@ -50,7 +51,7 @@ def test_systemd_unit_verifies(tmp_path: Path, name: str) -> None:
     import sys
     unit = (ROOT / "systemd" / name).read_text()
     vigbox = Path(sys.executable).parent / "vigbox"
-    unit = unit.replace("/opt/vigbox/.venv/bin/vigbox", str(vigbox))
+    unit = unit.replace(INSTALLED_VIGBOX, str(vigbox))
     path = tmp_path / name
     path.write_text(unit)
     done = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True,

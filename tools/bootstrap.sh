@@ -11,6 +11,11 @@ pkgs=(ffmpeg libportaudio2 python3-venv fonts-dejavu-core)
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then
   # The camera stack and the Pi 5's GPIO library exist only as Raspberry Pi OS packages.
   pkgs+=(python3-picamera2 python3-lgpio)
+  # Usually on Raspberry Pi OS images already; listed so an image without them gets them:
+  # polkit applies the rule that lets the button power the box off, and NetworkManager
+  # (Bookworm's network stack, not installed here) needs dnsmasq to give the tablet an
+  # address on the box's own Wi-Fi (`vigbox wifi setup`).
+  pkgs+=(polkitd dnsmasq-base)
 fi
 if [ "$purpose" = test ]; then
   # A real-time virtual microphone (PulseAudio null sink) reached through ALSA's pulse plugin.
@@ -28,7 +33,10 @@ if [ "$purpose" = test ]; then
   pkgs+=(systemd)
   pkgs+=(zbar-tools)  # zbarimg decodes the Wi-Fi QR codes `vigbox wifi` prints (test_wifi)
 fi
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+# VIGBOX_SKIP_APT=1: leave the system's packages alone (tools/install.sh sets it when it
+# installs into a test root, whose packages are the real machine's).
+if [ "$(id -u)" = 0 ] && [ "${VIGBOX_SKIP_APT:-}" != 1 ] \
+    && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
