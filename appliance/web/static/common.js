@@ -13,7 +13,8 @@
       init.body = JSON.stringify(body);
     }
     const response = await fetch(url, init);
-    if (response.status === 401) {
+    // A page that knows every session just ended (the clock was set) says so itself.
+    if (response.status === 401 && !document.body.dataset.loggedOut) {
       window.location.href = "/login?next=" + encodeURIComponent(location.pathname);
       throw new Error("log in again");
     }

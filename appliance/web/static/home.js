@@ -44,6 +44,7 @@
   }
 
   async function poll() {
+    if (document.body.dataset.loggedOut) return;   // the clock was set: sessions ended
     try {
       show(await api("GET", "/api/status", undefined, {poll: true}));
     } catch (e) {
@@ -52,6 +53,7 @@
   }
 
   async function recordings() {
+    if (document.body.dataset.loggedOut) return;
     try {
       const list = await api("GET", "/api/recordings", undefined, {poll: true});
       const ul = $("recordings");

@@ -1,0 +1,74 @@
+// Home: when the box's clock and this tablet's differ by more than the box allows, offer
+// to set the box's from the tablet's. A Pi has no real-time clock, and recordings carry
+// the box's date. Setting it ends every session (they are timed by the clock).
+"use strict";
+(function () {
+  const {api, say, localTime, el} = window.vig;
+  const banner = document.getElementById("clock-banner");
+  if (!banner) return;
+
+  function shown(ms) {
+    return localTime(new Date(ms).toISOString());
+  }
+
+  // The box's time against this tablet's, halfway through the request (the network's
+  // delay is not the clocks' difference).
+  async function compare() {
+    const sent = Date.now();
+    const box = await api("GET", "/api/clock", undefined, {poll: true});
+    const tablet = Math.round((sent + Date.now()) / 2);
+    return {box, tablet, skewMs: box.box_epoch_ms - tablet};
+  }
+
+  function offer(c) {
+    const button = el("button", {type: "button", id: "clock-set", class: "primary",
+                                 text: "Set the box's clock from this tablet", onclick: setClock});
+    banner.replaceChildren(
+      el("p", {}, [
+        el("strong", {text: "The box's clock is wrong. "}),
+        "The box's clock says ", el("span", {id: "clock-box", text: shown(c.box.box_epoch_ms)}),
+        ", this tablet says ", el("span", {id: "clock-tablet", text: shown(c.tablet)}),
+        ". New recordings would carry the box's date."]),
+      button);
+    banner.dataset.skewMs = String(c.skewMs);
+    banner.hidden = false;
+  }
+
+  async function setClock(event) {
+    const button = event.currentTarget;
+    button.disabled = true;
+    // Every session ends when the clock is set: Home must stop polling and not jump to
+    // the login page before the guider has read why.
+    document.body.dataset.loggedOut = "1";
+    try {
+      const done = await api("POST", "/api/clock", {tablet_epoch_ms: Date.now()});
+      if (!done.changed) {
+        delete document.body.dataset.loggedOut;
+        banner.hidden = true;
+        say("The box's clock was already right.");
+        return;
+      }
+      banner.replaceChildren(
+        el("p", {id: "clock-done"}, [
+          el("strong", {text: "The box's clock now says " + shown(done.box_epoch_ms) + ". "}),
+          "Everyone was logged out, as sessions are timed by the clock: log in again."]),
+        el("a", {class: "button primary", id: "clock-relogin", href: "/login?next=/",
+                 text: "Log in again"}));
+    } catch (e) {
+      delete document.body.dataset.loggedOut;
+      button.disabled = false;
+      say(e.message, "error");
+    }
+  }
+
+  async function check() {
+    try {
+      const c = await compare();
+      if (Math.abs(c.skewMs) > c.box.max_skew_s * 1000) offer(c);
+      else banner.hidden = true;
+    } catch (e) { /* Home's status line says what is wrong with the box */ }
+    banner.dataset.checked = "1";
+  }
+
+  check();
+})();

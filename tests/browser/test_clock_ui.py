@@ -1,0 +1,80 @@
+"""The box's clock on Home, in Chromium and in WebKit: a box that woke with an old date
+(no real-time clock, no network) shows a banner with both clocks; one tap sets the box's
+from the tablet's, the guider is told to log in again, and after that the banner is gone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.browser.conftest import ADMIN, Box
+from tests.browser.engines import TABLET_TZ, Engine
+from tests.browser.pages import assert_no_error_shown, log_in, watch_messages
+from tests.browser.test_ui import shot
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+BEHIND = timedelta(days=2, hours=3)
+BANNER_SHOWN = "!document.getElementById('clock-banner').hidden"
+TEXT_JS = "const e = document.getElementById(args[0]); return e ? e.textContent : null;"
+
+
+def shown_time(page: Engine, element_id: str) -> datetime:
+    """A time the banner shows ("YYYY-MM-DD HH:MM", the tablet's zone) as an instant."""
+    text = page.eval_js(TEXT_JS, element_id)
+    assert text, f"{page.name}: #{element_id} is empty"
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(TABLET_TZ))
+
+
+def near(when: datetime, expected: datetime) -> bool:
+    """Shown to the minute: within the minute (and a little) of the expected instant."""
+    return abs((when - expected).total_seconds()) < 120
+
+
+def set_box_clock(box: Box, when: datetime) -> int:
+    """Set the running box's (simulated) clock from the shell; the box's time after."""
+    done = box.vigbox("clock", "set", "--to", when.isoformat(), "--json")
+    assert done["backend"] == "simulated", "the test box must never set this machine's clock"
+    return int(done["box_epoch_ms"])
+
+
+def test_a_wrong_box_clock_is_set_from_the_tablet(browser: Engine, box: Box,
+                                                  screenshots: Path) -> None:
+    set_box_clock(box, datetime.now(UTC) - BEHIND)
+    try:
+        log_in(browser)
+        watch_messages(browser)
+        browser.wait_for(BANNER_SHOWN, what="the clock banner")
+        now = datetime.now(UTC)
+        assert near(shown_time(browser, "clock-box"), now - BEHIND)
+        assert near(shown_time(browser, "clock-tablet"), now)
+        banner = browser.eval_js(TEXT_JS, "clock-banner")
+        assert "The box's clock says" in banner and "this tablet says" in banner
+        shot(browser, screenshots, "clock-banner")
+
+        browser.click("#clock-set")
+        done = browser.wait_for("document.getElementById('clock-done')?.textContent",
+                                what="the clock set message")
+        assert "log in again" in done
+        assert browser.eval_js("return location.pathname") == "/", \
+            "the guider reads why before the login page"
+        box_ms = box.vigbox("clock", "--json")["box_epoch_ms"]
+        assert abs(box_ms / 1000 - datetime.now(UTC).timestamp()) < 10
+        entry = box.vigbox("audit", "--json")["entries"][-1]
+        assert (entry["action"], entry["actor"]) == ("clock.set", ADMIN)
+        assert_no_error_shown(browser)
+        shot(browser, screenshots, "clock-set")
+
+        browser.click("#clock-relogin")
+        browser.wait_for("location.pathname === '/login'", what="the login page")
+        log_in(browser)
+        browser.wait_for("document.getElementById('clock-banner').dataset.checked === '1'",
+                         what="the clock checked again")
+        assert not browser.eval_js(f"return {BANNER_SHOWN}"), "the clocks agree now"
+        assert browser.page_errors() == []
+    finally:
+        # The box is shared by the other browser tests: leave its clock right.
+        set_box_clock(box, datetime.now(UTC))
