@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-
-import segno
+from typing import TYPE_CHECKING
 
 from appliance.errors import InputError
 from appliance.fsutil import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import segno
 
 QR_KINDS = {".png": "png", ".svg": "svg"}
 _SPECIAL = '\\;,:"'   # escaped with a backslash inside a WIFI: field (backslash first)
@@ -29,6 +31,8 @@ def join_payload(ssid: str, psk: str) -> str:
 
 def make(data: str) -> segno.QRCode:
     """A QR code of `data`, error correction M or better (segno raises it when free)."""
+    import segno  # here: the services that import the payload never draw a code
+
     return segno.make_qr(data, error="m")
 
 

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from appliance.capture.sync_check import measure_sync
 from appliance.catalog import RecordingStatus
 from appliance.cli.common import Command, describe_recording, emit, stop_on_signals
 from appliance.config import Config
@@ -100,6 +99,8 @@ def cmd_ctl(args: argparse.Namespace, config: Config) -> int:
 def cmd_check_sync(args: argparse.Namespace, config: Config) -> int:
     if not args.file.is_file():
         raise InputError(f"{args.file} is not a file")
+    from appliance.capture.sync_check import measure_sync  # numpy: only here
+
     report = measure_sync(args.file)
     emit(args, report.to_json(), f"{len(report.white_frames)} markers, offsets "
          f"{report.offsets_ms} ms, {report.dropped_frames} dropped frames")

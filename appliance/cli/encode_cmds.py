@@ -7,7 +7,6 @@ import os
 
 from appliance.cli.common import ACTOR, Command, emit, stop_on_signals
 from appliance.config import Config
-from appliance.encode.worker import EncodeWorker
 from appliance.errors import InputError
 from appliance.services import media
 from appliance.services.app import open_app
@@ -104,6 +103,8 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_encode_worker(args: argparse.Namespace, config: Config) -> int:
+    from appliance.encode.worker import EncodeWorker  # only the worker's process needs it
+
     os.nice(config.encode.nice)  # the whole worker yields to capture, not only ffmpeg
     stop = stop_on_signals()
     with open_app(config) as app:

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from appliance.cli.common import Command, Parser, emit, stop_on_signals
 from appliance.config import Config
-from appliance.services import doctor
-from appliance.services import keys as key_service
 from appliance.services import sync as sync_service
 from appliance.services.app import open_app
 from appliance.sync.office import decrypt_folder, load_identities
@@ -67,6 +65,10 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
+    # paramiko is imported only where it is used: the sync service keeps it out of memory
+    # unless its destination is SFTP.
+    from appliance.services import keys as key_service
+
     with open_app(config) as app:
         if args.keys_command == "office-host":
             if args.pin:
@@ -114,6 +116,8 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    from appliance.services import doctor
+
     with open_app(config) as app:
         checks = doctor.run_checks(app, reach_office=not args.offline)
     width = max(len(c.name) for c in checks)

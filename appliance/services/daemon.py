@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from appliance.capture.control import request
-from appliance.capture.daemon import CaptureDaemon
-from appliance.capture.devices import make_camera, make_microphone, new_marker
-from appliance.capture.gpio import make_pin_factory
 from appliance.config import Config
 from appliance.errors import DaemonFailedError
 from appliance.services.app import open_app
@@ -92,6 +89,12 @@ class DaemonClient:
 
 def run_daemon(config: Config, stop: threading.Event) -> None:
     """Run the capture daemon until `stop` is set."""
+    # Imported here: the web service and the CLI use the client above, and each of the
+    # box's services keeps in memory only what it runs (gpiozero, numpy, the devices).
+    from appliance.capture.daemon import CaptureDaemon
+    from appliance.capture.devices import make_camera, make_microphone, new_marker
+    from appliance.capture.gpio import make_pin_factory
+
     marker = new_marker()
     with open_app(config) as app:
         daemon = CaptureDaemon(config, app.catalog, camera=make_camera(config, marker),

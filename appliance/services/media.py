@@ -13,7 +13,6 @@ from typing import Any
 from appliance.catalog import Job, JobStatus
 from appliance.encode.film import MAX_CLIPS, ready_clip
 from appliance.encode.source import check_span, source_of
-from appliance.encode.worker import EncodeWorker
 from appliance.errors import EncodeError, InputError, NotFoundError
 from appliance.services.app import App
 
@@ -111,6 +110,8 @@ def request_film(app: App, clip_ids: list[str], *, titles: bool, actor: str,
 
 def run_now(app: App, job: Job) -> dict[str, Any]:
     """Render a queued job in this process (a worker will not take it); its result."""
+    from appliance.encode.worker import EncodeWorker  # the renderers: only when rendering
+
     claimed = app.catalog.jobs.claim(job.id)
     if claimed is None:
         raise EncodeError(f"job {job.id} was taken by another process")
@@ -122,6 +123,8 @@ def run_now(app: App, job: Job) -> dict[str, Any]:
 
 def run_queued(app: App) -> list[Job]:
     """Run what the encoder worker would, until the queue is empty; the jobs as ended."""
+    from appliance.encode.worker import EncodeWorker
+
     worker = EncodeWorker(app.catalog, app.config.encode)
     ended = []
     while (job := worker.run_one()) is not None:

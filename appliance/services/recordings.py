@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from appliance.capture.devices import make_camera, make_microphone, new_marker
-from appliance.capture.recover import RecoveryOutcome, recover_all
-from appliance.capture.session import Session
 from appliance.catalog import Consent, Moment, Recording
 from appliance.config import Config, setting_of
 from appliance.errors import ApplianceError, ConsentError, InputError
 from appliance.services.app import App
+
+if TYPE_CHECKING:
+    from appliance.capture.recover import RecoveryOutcome
+
+# The capture side (devices, sessions, finalizing with numpy) is imported by the two
+# functions that run it: the web and encode services list recordings without it.
 
 log = logging.getLogger(__name__)
 FIRST_FRAME_TIMEOUT_S = 10.0
@@ -47,6 +51,8 @@ def assign_case(app: App, rec_id: str, case: str | None, *, actor: str) -> Recor
 
 def recover(app: App) -> list[RecoveryOutcome]:
     """Make every interrupted recording playable (or say why it cannot be)."""
+    from appliance.capture.recover import recover_all
+
     return recover_all(app.catalog, default_fps=app.config.camera.fps,
                        default_sample_rate=app.config.microphone.sample_rate)
 
@@ -68,6 +74,9 @@ def record_here(app: App, seconds: float, *, case: str | None = None,
     config = app.current_config()
     check_length(seconds, config)
     stop = stop or threading.Event()
+    from appliance.capture.devices import make_camera, make_microphone, new_marker
+    from appliance.capture.session import Session
+
     marker = new_marker()
     camera = make_camera(config, marker)
     mic = make_microphone(config, marker)
