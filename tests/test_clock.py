@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 
-from appliance.catalog import RecordingStatus
+from appliance.catalog import Origin, RecordingStatus
 from appliance.config import Config
 from appliance.errors import ControlError, InputError, SystemToolError
-from appliance.services import clock
+from appliance.services import clock, doctor
 from appliance.services.app import App
 from appliance.services.clock_backends import (
     POLKIT_ACTIONS,
@@ -308,6 +308,24 @@ def test_vigbox_clock_shows_and_sets_audited_by_the_unix_user(vigbox: Any, app: 
     assert f"{target:%Y-%m-%d}" in human.stdout and "simulated" in human.stdout
     naive = vigbox("clock", "set", "--to", "2027-01-02T03:04:05")
     assert naive.returncode == 1 and "has no time zone" in naive.error_line()
+
+
+def test_doctor_reads_the_clock_recordings_are_dated_by(app: App) -> None:
+    def clock_check() -> doctor.Check:
+        return {c.name: c for c in doctor.run_checks(app, reach_office=False)}["clock"]
+
+    assert clock_check().status == "ok" and "(simulated)" in clock_check().detail
+    app.catalog.recordings.create("20261206-100000-abcd", case=None, origin=Origin.IMPORT,
+                                  started_at=clock.iso(now_ms()), actor="test")
+    clock.set_clock(app, now_ms() - 2 * 24 * HOUR_MS, actor="test")
+    behind = clock_check()
+    assert behind.status == "fail" and "behind the last recording" in behind.detail
+    # A Pi that booted with a date from before this software (no tablet can set that).
+    SimulatedWallClock(app.layout.clock_offset).set_offset_ms(
+        int(datetime(2025, 6, 1, tzinfo=UTC).timestamp() * 1000) - now_ms())
+    assert clock_check().detail == "the box thinks it is 2025-06-01"
+    clock.set_clock(app, now_ms(), actor="test")
+    assert clock_check().status == "ok"
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -8,16 +8,17 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from appliance import ffmpeg_tool
 from appliance.errors import ApplianceError, ControlError, SyncError, SyncStopError
-from appliance.services import home
+from appliance.services import clock, home
 from appliance.services.app import App
 from appliance.services.daemon import DaemonClient
 from appliance.sync.destinations import open_destination
+from appliance.wall_clock import from_epoch_ms
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -131,18 +132,22 @@ def _disk(app: App) -> Check:
 
 
 def _clock(app: App) -> Check:
-    now = datetime.now(UTC)
+    # The clock recordings are dated by: the system's, or the demo's simulated one.
+    box = clock.status(app)
+    now = from_epoch_ms(box.box_epoch_ms)
     latest = max((datetime.fromisoformat(r.started_at)
                   for r in app.catalog.recordings.list()), default=None)
-    if now.year < 2025:
+    if now < clock.EARLIEST:
         return Check("clock", FAIL, f"the box thinks it is {now:%Y-%m-%d}",
-                     "set the clock: open the tablet UI (it offers the tablet's time) or "
-                     "connect the box to a network once")
+                     "set the clock: open the tablet UI (it offers the tablet's time), "
+                     "`vigbox clock set --to 2026-12-07T10:15:00+01:00`, or connect the box "
+                     "to a network once")
     if latest is not None and now < latest:
         return Check("clock", FAIL, f"the clock ({now:%Y-%m-%d %H:%M} UTC) is behind the "
                      f"last recording ({latest:%Y-%m-%d %H:%M} UTC)",
                      "set the clock from the tablet, or connect the box to a network once")
-    return Check("clock", OK, f"{now:%Y-%m-%d %H:%M} UTC")
+    simulated = " (simulated)" if box.backend == "simulated" else ""
+    return Check("clock", OK, f"{now:%Y-%m-%d %H:%M} UTC{simulated}")
 
 
 def _recorder(app: App) -> Check:
