@@ -61,3 +61,16 @@ def test_systemd_unit_verifies(tmp_path: Path, name: str) -> None:
     assert problems == [], done.stderr
     if name == "vigbox-capture.service":
         assert "Type=notify" in unit and "WatchdogSec=" in unit
+
+
+def test_every_command_the_readme_lists_exists() -> None:
+    import argparse
+
+    from appliance.cli import build_parser
+    table = README[README.index("## Commands"):README.index("## On the box")]
+    listed = set(re.findall(r"^\| `(?:sudo )?vigbox ([a-z-]+)", table, re.M))
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert listed and listed <= set(sub.choices), listed - set(sub.choices)
+    # ... and the other way round: no command goes undocumented.
+    assert set(sub.choices) <= listed, set(sub.choices) - listed
