@@ -164,6 +164,8 @@ def test_sync_dies_mid_upload_and_the_next_run_delivers(tmp_path: Path) -> None:
         wait_for(lambda: _job(tablet, job["id"])["status"] == "done", "the clip", 120,
                  every=0.2)
 
+        box.daemon.start(CASE)   # the box records through the sync's crash
+        recording = box.wait_recording(1)
         assert box.sup.run_sync()
 
         def sending() -> dict[str, Any] | None:
@@ -171,6 +173,7 @@ def test_sync_dies_mid_upload_and_the_next_run_delivers(tmp_path: Path) -> None:
             return next((i for i in items if i["status"] == "sealed" and i["sent_bytes"]
                          and i["kind"] == "clip"), None)
         item = wait_for(sending, "the clip to be on its way", 60, every=0.05)
+        frames = _still_recording(box, recording)
         box.sup.kill("sync")
         assert box.sup.wait_sync(10) == -signal.SIGKILL
         left = {i["id"]: i for i in tablet.json("GET", "/api/sync")["items"]}
@@ -180,6 +183,8 @@ def test_sync_dies_mid_upload_and_the_next_run_delivers(tmp_path: Path) -> None:
         assert box.sup.wait_sync(120) == 0, box.log("sync")
         items = tablet.json("GET", "/api/sync")["items"]
         assert items and all(i["status"] == "verified" for i in items), items
+        assert _still_recording(box, recording) > frames
+        assert box.daemon.stop()["recording"]["status"] == "ready"
 
     out = tmp_path / "decrypted"
     report = decrypt_folder(box.office_dir, out, [box.office_identity])
