@@ -4,21 +4,55 @@ when anything fails."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyrage import x25519
 
+from appliance.capture.mic_synthetic import SyntheticMicrophone
+from appliance.capture.sync_marker import SyncMarker
 from appliance.catalog import Origin
 from appliance.config import Config
-from appliance.services import doctor
+from appliance.services import doctor, keys
 from appliance.services.app import App
-from tests.sync_servers import openssh_server
-from tests.web_support import running_daemon
+from appliance.services.daemon import DaemonClient
+from appliance.sync.dest_sftp import key_files
+from tests.sync_servers import make_ssh_key, openssh_server, public_key_line
+from tests.web_support import running_daemon, wait_until
+
+OFFICE = "sftp://vigbox@office.example.org:2222/upload"
 
 
 def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
     return {c.name: c for c in checks}
+
+
+def with_sync(app: App, **sync: Any) -> App:
+    """The same box with other sync.* settings (unchecked, as a bad setting could be)."""
+    config = dataclasses.replace(app.config, sync=dataclasses.replace(app.config.sync, **sync))
+    return App(config, app.catalog)
+
+
+def keys_line(app: App, **sync: Any) -> doctor.Check:
+    box = with_sync(app, **sync)
+    # Without a microphone: listening to one takes a second, and is not what these check.
+    quiet = dataclasses.replace(box.config, microphone=dataclasses.replace(
+        box.config.microphone, backend="none"))
+    return by_name(doctor.run_checks(App(quiet, app.catalog), reach_office=False))["keys"]
+
+
+def age_key() -> str:
+    return str(x25519.Identity.generate().to_public())
+
+
+def ssh_fingerprint(key: Path) -> str:
+    """The SHA256 fingerprint OpenSSH gives the key."""
+    listed = subprocess.run(["ssh-keygen", "-lf", str(key)], capture_output=True, text=True,
+                            check=True, timeout=30).stdout
+    return listed.split()[1]
 
 
 def test_a_simulated_box_is_told_apart(vigbox: Any) -> None:
@@ -31,6 +65,11 @@ def test_a_simulated_box_is_told_apart(vigbox: Any) -> None:
         assert found[name]["advice"]
     assert found["recorder"]["status"] == "warn" and "systemctl" in found["recorder"]["advice"]
     assert found["office"]["status"] == "warn"
+    assert "simulated microphone" in found["microphone"]["detail"]
+    assert " dBFS, RMS " in found["microphone"]["detail"], "its level was measured"
+    assert found["keys"]["status"] == "warn" and "no office" in found["keys"]["detail"]
+    names = [c["name"] for c in done.json()]
+    assert names.index("keys") == names.index("office") - 1
     people = vigbox("doctor").stdout
     assert "WARN  camera" in people and "→ set camera.backend" in people
 
@@ -54,12 +93,15 @@ def test_the_recorder_when_it_runs(app: App, config: Config) -> None:
 
 
 def test_the_office_as_the_box_sees_it(app: App, tmp_path: Path) -> None:
-    recipient = str(x25519.Identity.generate().to_public())
+    recipient = age_key()
 
     def office(**sync: Any) -> doctor.Check:
-        config = dataclasses.replace(app.config, sync=dataclasses.replace(
-            app.config.sync, recipients=[recipient], **sync))
-        return by_name(doctor.run_checks(App(config, app.catalog)))["office"]
+        checks = by_name(doctor.run_checks(with_sync(app, recipients=[recipient], **sync)))
+        if sync["destination"].startswith("sftp://"):
+            # The keys line reads files only: a pinned key is there, matching or not.
+            assert checks["keys"].status == "ok", checks["keys"]
+            assert f"pinned for [127.0.0.1]:{server.port}" in checks["keys"].detail
+        return checks["office"]
 
     away = office(destination=f"file://{tmp_path / 'not-mounted'}")
     assert away.status == "warn" and "not reachable" in away.detail
@@ -72,3 +114,119 @@ def test_the_office_as_the_box_sees_it(app: App, tmp_path: Path) -> None:
         assert wrong.status == "fail" and "does not match" in wrong.detail
         assert "office-host --pin" in wrong.advice
         assert list(server.office.iterdir()) == [], "the doctor sends nothing"
+
+
+def test_the_microphone_is_not_taken_from_a_recording(app: App, config: Config) -> None:
+    with running_daemon(config):
+        box = DaemonClient(config.socket)
+        wait_until(lambda: box.status()["state"] == "ready", "the box to be ready")
+        box.start()
+        try:
+            wait_until(lambda: box.status()["state"] == "recording", "the recording")
+            mic = by_name(doctor.run_checks(app, reach_office=False))["microphone"]
+        finally:
+            box.stop()
+    assert mic.status == "warn", "the simulated microphone is still only simulated"
+    assert mic.detail.endswith("in use by the recording: level not measured")
+
+
+def test_a_microphone_that_fails_while_the_doctor_listens_fails_the_line(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(config: Config, marker: SyncMarker) -> SyntheticMicrophone:
+        return SyntheticMicrophone(sample_rate=48_000, block_ms=20, marker=marker,
+                                   fail_after_s=0.1)
+    monkeypatch.setattr(doctor, "make_microphone", failing)
+    mic = by_name(doctor.run_checks(app, reach_office=False))["microphone"]
+    assert mic.status == "fail" and "no sound" in mic.detail and "injected fault" in mic.detail
+    assert "plug the microphone in again" in mic.advice
+
+
+def test_an_sftp_office_needs_the_box_key_and_its_host_key_pinned(app: App,
+                                                                   tmp_path: Path) -> None:
+    box = with_sync(app, destination=OFFICE, recipients=[age_key(), age_key()])
+    no_key = keys_line(box)
+    assert no_key.status == "fail" and "the box has no SSH key" in no_key.detail
+    assert "sudo vigbox keys init" in no_key.advice and "office" in no_key.advice
+
+    keys.init_device_key(box)
+    unpinned = keys_line(box)
+    assert unpinned.status == "fail"
+    assert "not pinned for [office.example.org]:2222" in unpinned.detail
+    assert "vigbox keys office-host" in unpinned.advice and "--pin" in unpinned.advice
+
+    office_key = public_key_line(make_ssh_key(tmp_path / "office_host", "office"))
+    known = keys.known_hosts_path(box)
+    known.write_text(f"office.example.org {office_key}\n")   # port 22's: not this office's
+    assert keys_line(box).status == "fail"
+    # As `vigbox keys office-host --pin` writes it: "[host]:port keytype base64".
+    known.write_text(f"[office.example.org]:2222 {office_key}\n")
+    pinned = keys_line(box)
+    device_key = keys.device_key_path(box)
+    assert pinned == doctor.Check(
+        "keys", "ok", f"2 office keys; box SSH key {ssh_fingerprint(device_key)}; office host "
+        "key pinned for [office.example.org]:2222")
+
+    device_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nbroken\n")
+    damaged = keys_line(box)
+    assert damaged.status == "fail" and "cannot be used" in damaged.detail
+    assert "broken" not in json.dumps(damaged.to_json())
+
+
+def test_an_s3_office_needs_its_secret_key_file(app: App, tmp_path: Path) -> None:
+    secret = tmp_path / "s3-secret"
+    box = with_sync(app, destination="s3://office-bucket/box-1", recipients=[age_key()],
+                    s3_access_key="vigbox-box-1", s3_secret_key_file=str(secret))
+    missing = keys_line(box)
+    assert missing.status == "fail" and str(secret) in missing.detail
+    assert "No such file" in missing.detail and "chmod 600" in missing.advice
+    secret.write_text("\n")
+    assert "is empty" in keys_line(box).detail
+    secret.write_text("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n")
+    present = keys_line(box)
+    assert present.status == "ok"
+    assert present.detail == f"1 office key; S3 secret key file {secret} present"
+    assert "wJalrXUtnFEMI" not in json.dumps(present.to_json())
+    from_env = keys_line(box, s3_secret_key_file="")
+    assert from_env.status == "ok" and "from the environment" in from_env.detail
+
+
+def test_the_office_keys_must_be_there_and_be_age_public_keys(app: App,
+                                                               tmp_path: Path) -> None:
+    assert keys_line(app).status == "warn" and "no office set up" in keys_line(app).detail
+    office = f"file://{tmp_path / 'office'}"
+    none = keys_line(app, destination=office, recipients=[])
+    assert none.status == "fail" and "nothing can be encrypted" in none.detail
+    assert "sync.recipients" in none.advice
+    good = age_key()
+    typo = good[:-1] + ("q" if good[-1] != "q" else "p")   # the checksum no longer matches
+    pasted_secret = str(x25519.Identity.generate())
+    bad = keys_line(app, destination=office, recipients=[good, typo, pasted_secret])
+    assert bad.status == "fail" and f"#2 {typo!r}" in bad.detail and "#1" not in bad.detail
+    assert "#3 is an age SECRET key (not shown)" in bad.detail
+    assert pasted_secret not in json.dumps(bad.to_json())
+    assert keys_line(app, destination=office, recipients=[good]) == doctor.Check(
+        "keys", "ok", "1 office key")
+
+
+def test_vigbox_doctor_offline_reports_the_keys_as_they_are_set_up(
+        vigbox: Any, config_file: Path, app: App, tmp_path: Path) -> None:
+    with config_file.open("a") as f:
+        f.write(f'[sync]\ndestination = "sftp://vigbox@office.example.org/upload"\n'
+                f'recipients = ["{age_key()}"]\n')
+
+    def keys_entry() -> tuple[int, dict[str, Any]]:
+        done = vigbox("doctor", "--offline", "--json")
+        found = {c["name"]: c for c in done.json()}
+        assert "office" not in found, "--offline reaches no office"
+        return done.returncode, found["keys"]
+
+    code, entry = keys_entry()
+    assert code == 1 and entry["status"] == "fail" and "no SSH key" in entry["detail"]
+    assert vigbox("keys", "init").returncode == 0
+    code, entry = keys_entry()
+    assert code == 1 and "not pinned for office.example.org in" in entry["detail"]
+    office_key = public_key_line(make_ssh_key(tmp_path / "office_host", "office"))
+    key_files(app.config, app.layout)[1].write_text(f"office.example.org {office_key}\n")
+    code, entry = keys_entry()
+    assert code == 0 and entry["status"] == "ok" and entry["detail"].startswith(
+        "1 office key; box SSH key SHA256:")

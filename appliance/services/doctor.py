@@ -1,6 +1,7 @@
 """`vigbox doctor`: what is right and wrong with this box, one line per part, each OK,
-WARN or FAIL with what to do. It only looks: it opens no camera the recorder holds and
-sends nothing to the office."""
+WARN or FAIL with what to do. It only looks: it opens no camera the recorder holds, listens
+to the microphone for a second only while nothing records, and sends nothing to the
+office."""
 
 from __future__ import annotations
 
@@ -11,16 +12,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import paramiko
 
 from appliance import ffmpeg_tool
-from appliance.errors import ApplianceError, ControlError, SyncError, SyncStopError
+from appliance.capture.devices import make_microphone, new_marker
+from appliance.capture.mic_level import Level, listen
+from appliance.capture.mic_sounddevice import load_sounddevice
+from appliance.config import Config, SyncConfig
+from appliance.errors import (
+    ApplianceError,
+    ConfigError,
+    ControlError,
+    MicrophoneError,
+    SyncError,
+    SyncStopError,
+)
+from appliance.layout import Layout
 from appliance.services import clock, home
 from appliance.services.app import App
 from appliance.services.daemon import DaemonClient
+from appliance.sync.dest_sftp import key_files
 from appliance.sync.destinations import open_destination
+from appliance.sync.seal import recipients_of
 from appliance.wall_clock import from_epoch_ms
 
 OK, WARN, FAIL = "ok", "warn", "fail"
+LISTEN_S = 1.0
+SILENT_PEAK_DBFS = -50.0     # a room with someone talking peaks well above this
+CLIPPING_PEAK_DBFS = -0.5    # the loudest a 16-bit sample can be, near enough
 
 
 @dataclass(frozen=True)
@@ -41,7 +62,8 @@ class Check:
 def run_checks(app: App, *, reach_office: bool = True) -> list[Check]:
     """Every check, in the order a person would go through the box."""
     checks: list[Callable[[App], Check]] = [
-        _config, _ffmpeg, _camera, _microphone, _gpio, _disk, _clock, _recorder, _sync]
+        _config, _ffmpeg, _camera, _microphone, _gpio, _disk, _clock, _recorder, _keys,
+        _sync]
     out = []
     for check in checks:
         if check is _sync and not reach_office:
@@ -90,11 +112,16 @@ def _microphone(app: App) -> Check:
         return Check("microphone", WARN, "no microphone: films are silent",
                      "set microphone.backend = \"sounddevice\" to record sound")
     if mic.backend == "synthetic":
-        return Check("microphone", WARN, "the simulated microphone (a test tone)",
-                     "set microphone.backend = \"sounddevice\" on a box with a microphone")
-    import sounddevice as sd
+        heard = _heard(app, "the simulated microphone (a test tone)")
+        if heard.status == FAIL:
+            return heard
+        return Check("microphone", WARN, heard.detail, "set microphone.backend = "
+                     "\"sounddevice\" on a box with a microphone")
     try:
+        sd = load_sounddevice()
         inputs = [d for d in sd.query_devices() if d["max_input_channels"] > 0]
+    except MicrophoneError as e:
+        return Check("microphone", FAIL, str(e), "re-run the installer")
     except Exception as e:  # noqa: BLE001 - PortAudio's own errors
         return Check("microphone", FAIL, f"the sound system cannot be read ({e})",
                      "check that libportaudio2 is installed and the USB microphone is in")
@@ -103,7 +130,42 @@ def _microphone(app: App) -> Check:
         return Check("microphone", FAIL, f"no input device matching {mic.device!r}"
                      if mic.device else "no input device", "plug in the USB microphone; "
                      "`arecord -l` lists what the Pi sees")
-    return Check("microphone", OK, f"{wanted[0]['name']} ({len(inputs)} input device(s))")
+    return _heard(app, f"{wanted[0]['name']} ({len(inputs)} input device(s))")
+
+
+def _heard(app: App, found: str) -> Check:
+    """The microphone's level over a second, unless the recorder is using it."""
+    try:
+        recording = DaemonClient(app.config.socket).status().get("state") == "recording"
+    except ControlError:
+        recording = False  # no daemon: nothing holds the microphone
+    if recording:
+        return Check("microphone", OK, f"{found}; in use by the recording: level not measured")
+    mic = make_microphone(app.config, new_marker())
+    assert mic is not None, "backend none is answered before"
+    try:
+        level = listen(mic, LISTEN_S)
+    except MicrophoneError as e:
+        return Check("microphone", FAIL, f"{found}; no sound: {e}",
+                     "plug the microphone in again; check that no other program holds it "
+                     "(`fuser -v /dev/snd/*`); `arecord -l` lists what the Pi sees")
+    return _judge(found, level)
+
+
+def _judge(found: str, level: Level) -> Check:
+    measured = f"peak {level.peak_dbfs:.1f} dBFS, RMS {level.rms_dbfs:.1f} dBFS"
+    gain = "`alsamixer -c N` (F4: capture) or `amixer -c N sset Mic"
+    card = "N is the microphone's card number in `arecord -l`"
+    if level.peak_dbfs < SILENT_PEAK_DBFS:
+        return Check("microphone", WARN, f"{found}; silent ({measured}): is the microphone "
+                     "muted, its gain at zero, or far away?",
+                     f"unmute it and raise its gain: {gain} 80% cap`; {card}. The doctor "
+                     "listens for one second: speak near the microphone while it runs")
+    if level.peak_dbfs >= CLIPPING_PEAK_DBFS:
+        return Check("microphone", WARN, f"{found}; clipping ({measured}): lower the "
+                     "microphone's gain", f"{gain} 50%`; {card}. Speech should peak "
+                     "around -12 dBFS")
+    return Check("microphone", OK, f"{found}; {measured}")
 
 
 def _gpio(app: App) -> Check:
@@ -161,6 +223,108 @@ def _recorder(app: App) -> Check:
         return Check("recorder", FAIL, f"the recorder reports: {status.get('last_error')}",
                      "see journalctl -u vigbox-capture")
     return Check("recorder", OK, f"{state}; camera {status.get('camera')}")
+
+
+def _keys(app: App) -> Check:
+    config = app.current_config()
+    sync = config.sync
+    if not sync.destination:
+        return Check("keys", WARN, "no office set up: nothing to encrypt to",
+                     "set sync.destination and sync.recipients in /etc/vigbox/config.toml")
+    if not sync.recipients:
+        return Check("keys", FAIL, "no office keys (sync.recipients is empty): nothing can "
+                     "be encrypted for the office", "put the office's age public keys "
+                     "(age1..., from age-keygen at the office) in sync.recipients")
+    bad = [_recipient_named(i, r) for i, r in enumerate(sync.recipients) if not _parses(r)]
+    if bad:
+        return Check("keys", FAIL, "not age public keys in sync.recipients: " + "; ".join(bad),
+                     "ask the office for its age public keys (age1..., 62 characters) and "
+                     "put exactly those in sync.recipients")
+    count = len(sync.recipients)
+    present = [f"{count} office key{'s' if count > 1 else ''}"]
+    scheme = urlsplit(sync.destination).scheme
+    more = (_ssh_keys(config, app.layout) if scheme == "sftp"
+            else _s3_secret(sync) if scheme == "s3" else None)
+    if isinstance(more, Check):
+        return more
+    return Check("keys", OK, "; ".join(present + ([more] if more else [])))
+
+
+def _parses(recipient: str) -> bool:
+    try:
+        recipients_of([recipient])
+    except ConfigError:
+        return False
+    return True
+
+
+def _recipient_named(index: int, recipient: str) -> str:
+    if recipient.strip().upper().startswith("AGE-SECRET-KEY"):
+        # An office's private key pasted by mistake: never repeat it on a screen or in a log.
+        return (f"#{index + 1} is an age SECRET key (not shown): remove it from the box and "
+                "tell the office, whose key it is")
+    shown = recipient if len(recipient) <= 70 else recipient[:67] + "..."
+    return f"#{index + 1} {shown!r}"
+
+
+def _cannot_read(what: str, path: Path) -> Check:
+    return Check("keys", WARN, f"cannot read {what} ({path}) as this user",
+                 "run `sudo vigbox doctor`")
+
+
+def _ssh_keys(config: Config, layout: Layout) -> Check | str:
+    """The box's SSH key and the office's pinned host key, both read from disk only."""
+    key, known = key_files(config, layout)
+    try:
+        fingerprint = paramiko.PKey.from_path(key).fingerprint
+    except FileNotFoundError:
+        return Check("keys", FAIL, f"the box has no SSH key ({key})",
+                     "run `sudo vigbox keys init` and give the office the line it prints "
+                     "(for the sync account's authorized_keys)")
+    except PermissionError:
+        return _cannot_read("the box's SSH key", key)
+    except (OSError, ValueError, paramiko.SSHException) as e:
+        return Check("keys", FAIL, f"the box's SSH key {key} cannot be used "
+                     f"({type(e).__name__}; it may need a passphrase or be damaged)",
+                     "move it aside, run `sudo vigbox keys init` and give the office the "
+                     "new line it prints")
+    parts = urlsplit(config.sync.destination)
+    port = parts.port or 22
+    host_id = parts.hostname if port == 22 else f"[{parts.hostname}]:{port}"
+    pin = ("`sudo vigbox keys office-host` shows the key the office offers: compare its "
+           "fingerprint with the office's, then `sudo vigbox keys office-host --pin SHA256:...`")
+    try:
+        pinned = paramiko.HostKeys(str(known)).lookup(str(host_id))
+    except FileNotFoundError:
+        pinned = None
+    except PermissionError:
+        return _cannot_read("the office's pinned host key", known)
+    except (OSError, ValueError) as e:
+        return Check("keys", FAIL, f"cannot read the pinned host keys in {known} "
+                     f"({type(e).__name__})", pin)
+    if not pinned:
+        return Check("keys", FAIL, f"the office's host key is not pinned for {host_id} in "
+                     f"{known}", pin)
+    return f"box SSH key {fingerprint}; office host key pinned for {host_id}"
+
+
+def _s3_secret(sync: SyncConfig) -> Check | str:
+    """The bucket's secret key file, when one is named: present, readable, not empty."""
+    if not sync.s3_secret_key_file:
+        return "no sync.s3_secret_key_file (S3 credentials from the environment)"
+    path = Path(sync.s3_secret_key_file)
+    advice = ("put the bucket's secret key (from the office) in that file, alone on one "
+              "line, owned by vigbox and chmod 600")
+    try:
+        empty = not path.read_text().strip()   # the secret itself is never shown
+    except PermissionError:
+        return _cannot_read("sync.s3_secret_key_file", path)
+    except OSError as e:
+        return Check("keys", FAIL, f"cannot read sync.s3_secret_key_file {path} "
+                     f"({e.strerror})", advice)
+    if empty:
+        return Check("keys", FAIL, f"sync.s3_secret_key_file {path} is empty", advice)
+    return f"S3 secret key file {path} present"
 
 
 def _sync(app: App) -> Check:
