@@ -18,6 +18,7 @@ from pathlib import Path
 from socket import gethostname
 from typing import Any
 
+from appliance import wifi
 from appliance.config_sections import (
     MAX_NAME,
     CameraConfig,
@@ -150,10 +151,19 @@ def _check_relations(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: 'gpio.hold_shutdown_s' ({g.hold_shutdown_s}) must be "
                           f"longer than 'gpio.hold_stop_s' ({g.hold_stop_s})")
     _check_sync(config.sync, source)
+    _check_wifi(config, source)
     if r.warn_before_end_s >= r.max_seconds:
         raise ConfigError(f"{source}: 'recording.warn_before_end_s' ({r.warn_before_end_s}) "
                           f"must be less than 'recording.max_seconds' ({r.max_seconds}); "
                           "lower the warning for short recordings")
+
+
+def _check_wifi(config: Config, source: str) -> None:
+    """[wifi] as `vigbox wifi setup` will use it, so `config check` refuses it first."""
+    try:
+        wifi.network_for(config.wifi, config.box_name, config.web.port)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def apply_overrides(config: Config, overrides: Mapping[str, Any], *,

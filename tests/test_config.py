@@ -328,3 +328,15 @@ def test_cli_bad_file_is_one_line_and_never_invalid_json(vigbox: Any, tmp_path: 
         assert result.returncode == 1
         assert result.stdout == "", "no half document"
         assert result.error_line().startswith(f"vigbox: {path}")
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('[wifi]\naddress = "10.42.0.0/24"', "network address"),
+    ('[wifi]\naddress = "8.8.8.1/24"', "private range"),
+    ('[wifi]\nchannel = 36', "not a channel of band 'bg'"),
+    ('[wifi]\ncountry = "G1"', "two-letter country code"),
+])
+def test_the_wifi_section_is_checked_with_the_file(tmp_path: Path, text: str,
+                                                   says: str) -> None:
+    # `vigbox config check` refuses what `vigbox wifi setup` would, before a visit.
+    assert says in rejected(tmp_path, text)
