@@ -150,8 +150,8 @@ def _wait_for_web(url: str, sup: Supervisor, stop: threading.Event) -> None:
 def _show_office(box: demo.DemoBox) -> None:
     """What reached the office, decrypted with the office's key: the round trip."""
     if not any(box.office_dir.rglob("*.age")):
-        say("nothing was synced to the office this time (only recordings of a case with "
-            "consent to filming go)")
+        say("nothing was synced to the office this time: make a clip or a still in Review, "
+            "then Sync now, to see it arrive encrypted")
         return
     out = box.office_dir.parent / "decrypted"
     report = decrypt_folder(box.office_dir, out, load_identities(box.office_key))
