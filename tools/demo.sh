@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults, on any Debian / Raspberry Pi OS machine:
-# installs what it needs, makes a simulated recording, finalizes it and says where it is.
+# installs what it needs, then runs the whole box simulated (`vigbox demo`: capture,
+# encoder, tablet UI and sync to a demo office) until Ctrl-C. Arguments go to `vigbox demo`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="$(bash "$here/tools/bootstrap.sh" run | tail -n 1)"
