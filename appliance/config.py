@@ -7,6 +7,7 @@ administrator can fix the file without reading code.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import re
@@ -124,7 +125,9 @@ def load_config(path: Path | None = None, *, data_dir: str | None = None) -> Con
             raise ConfigError(f"{path}: not a text file in UTF-8, so not a TOML config; "
                               "check the path, or save it as UTF-8 text") from None
         except OSError as e:
-            raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+            hint = (": run the command with sudo (the box's config is readable by root and "
+                    "the vigbox group only)" if e.errno == errno.EACCES else "")
+            raise ConfigError(f"{path}: cannot read ({e.strerror}){hint}") from None
     elif explicit:
         raise ConfigError(f"config file {path} does not exist; check --config / VIGBOX_CONFIG")
     config = parse_config(table, source=str(path))

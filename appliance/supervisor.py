@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,7 +161,8 @@ class Supervisor:
     def stop(self) -> None:
         """SIGTERM every service in STOP_ORDER and wait for each (SIGKILL after its
         unit's TimeoutStopSec), as systemd does at shutdown."""
-        self._stopping.set()
+        with self._lock:   # no sync is started after this (run_sync checks under the lock)
+            self._stopping.set()
         if self._watcher is not None:
             self._watcher.join(5)
         for name in STOP_ORDER:
@@ -176,11 +178,14 @@ class Supervisor:
                 self.on_event(f"{name} did not stop in {service.unit.stop_timeout_s:g} s: "
                               "killed")
                 proc.kill()
-                proc.wait(10)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:   # stuck in the kernel: the rest go on
+                    self.on_event(f"{name} did not end after SIGKILL (pid {proc.pid})")
             service.last_exit = proc.returncode
 
     def _spawn(self, service: Service) -> None:
-        argv = unit_argv(service.unit, self.python)
+        argv = [*_parent_death_prefix(), *unit_argv(service.unit, self.python)]
         out: IO[bytes]
         with service.log_path.open("ab") as out:
             # Its own session: a Ctrl-C at the terminal reaches the supervisor only, which
@@ -224,6 +229,15 @@ class Supervisor:
         if service.restart_at is not None and now >= service.restart_at:
             self._spawn(service)
             self.on_event(f"{unit.name} started again")
+
+
+def _parent_death_prefix() -> list[str]:
+    """Each service gets SIGTERM if the supervisor dies without stopping it (killed, or
+    its terminal closed): no orphaned recorder or open web UI is left behind. util-linux's
+    setpriv sets the kernel's parent-death signal and execs the service (a preexec_fn
+    would do it too, but is unsafe in a process with threads)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM"] if setpriv else []
 
 
 def _exit_text(code: int) -> str:

@@ -111,3 +111,16 @@ def test_the_demo_is_the_whole_box(
     mp4s = list(Path(found.group(2)).rglob("*.mp4"))
     assert mp4s and mp4s[0].read_bytes()[4:8] == b"ftyp"
     assert "vigbox office decrypt" in text
+
+
+@pytest.mark.slow
+def test_a_killed_demo_leaves_no_service_behind(
+        demo: tuple[subprocess.Popen[bytes], Path, Path, int]) -> None:
+    proc, data_dir, log, _ = demo
+    wait_for(lambda: "Log in" in log.read_text() or proc.poll() is not None,
+             "the demo's welcome", 120, every=0.2)
+    services = _processes_in(data_dir)
+    assert len(services) >= 3, services   # capture, encode, web (and their ffmpeg)
+    proc.kill()   # no chance to stop them: the kernel's parent-death signal must
+    proc.wait(10)
+    wait_for(lambda: _processes_in(data_dir) == [], "the services to end", 60, every=0.2)

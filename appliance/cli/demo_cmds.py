@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import socket
 import sys
 import threading
@@ -50,6 +51,8 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     data_dir = config.data_path
     box = demo.prepare(data_dir, host=args.host, port=args.port, stop_pid=os.getpid())
     stop = stop_on_signals()
+    # A closed terminal ends the demo as Ctrl-C does: every service is stopped in order.
+    signal.signal(signal.SIGHUP, lambda signum, frame: stop.set())
     with Supervisor(data_dir, config=box.config, sync_every_s=args.sync_every,
                     on_event=say) as sup:
         sup.start()
@@ -123,6 +126,8 @@ def _file_under_demo_case(box: demo.DemoBox, stop: threading.Event) -> None:
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the web server binds: the last demo's connections in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as e:
