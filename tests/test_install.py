@@ -1,13 +1,16 @@
 """tools/install.sh: each install a release of its own in /opt/vigbox/releases, `current`
 switched only to a release that passes its checks and whose services come up, config and
-data never touched, `--rollback`, old releases pruned. Each test installs into a
-temporary root (VIGBOX_INSTALL_ROOT) with a stand-in for systemctl (VIGBOX_SYSTEMCTL)."""
+data never touched but for the catalog's pre-upgrade copy (put back when an upgrade fails),
+`--rollback` (refused to a release that cannot read the catalog), old releases pruned. Each
+test installs into a temporary root (VIGBOX_INSTALL_ROOT) with a stand-in for systemctl
+(VIGBOX_SYSTEMCTL)."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.catalog import Catalog, Consent
+from appliance.catalog.schema import MIGRATIONS
 from tests.test_systemd import INSTALLED_VIGBOX
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +38,14 @@ STAND_IN_SYSTEMCTL = r"""#!/bin/bash
 # Stands in for systemctl (systemd is not PID 1 where the tests run): see stand_in_systemctl.
 here="$(dirname "$0")"
 printf '%s\n' "$*" >> "$here/calls"
+opt="$VIGBOX_INSTALL_ROOT/opt/vigbox"
+release="$(basename "$(readlink "$opt/current")")"
 case "$1" in
+  restart|start)
+    if [ -x "$here/on-start" ]; then "$here/on-start" "$release"; fi ;;
   is-active)
-    release="$(basename "$(readlink "$VIGBOX_INSTALL_ROOT/opt/vigbox/current")")"
+    printf 'current=%s previous=%s\n' "$release" \
+      "$(basename "$(readlink "$opt/previous" 2>/dev/null)" 2>/dev/null)" >> "$here/links"
     state="$(sed -n "s/^$2@$release=//p" "$here/states" 2>/dev/null)"
     [ -n "$state" ] || state="$(sed -n "s/^$2=//p" "$here/states" 2>/dev/null)"
     echo "${state:=active}"
@@ -50,7 +60,9 @@ def stand_in_systemctl(directory: Path) -> Path:
     on, so nothing can be started for real. It records each call's argv as a line of
     `calls` and answers `is-active UNIT` from `states`: a line UNIT@RELEASE=STATE while
     `current` points at RELEASE, else a line UNIT=STATE, else active; it exits 0 only for
-    active, as systemctl does."""
+    active, as systemctl does. Each is-active also notes where current and previous point
+    in `links`; a `restart` or `start` runs the executable `on-start`, if there is one,
+    with the release current points at."""
     path = directory / "systemctl"
     path.write_text(STAND_IN_SYSTEMCTL)
     path.chmod(0o755)
@@ -112,6 +124,69 @@ class Box:
 
     def forget_calls(self) -> None:
         (self.systemctl.parent / "calls").unlink(missing_ok=True)
+        (self.systemctl.parent / "links").unlink(missing_ok=True)
+
+    def links_seen(self) -> list[str]:
+        """`current=A previous=B` as each is-active found them."""
+        log = self.systemctl.parent / "links"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def on_start(self, script: str) -> Path:
+        """Run a bash script on each restart or start of units ($1: the current release);
+        returns a file the script may create to say something happened."""
+        hook = self.systemctl.parent / "on-start"
+        hook.write_text(f"#!/bin/bash\nset -euo pipefail\n{script}")
+        hook.chmod(0o755)
+        return self.systemctl.parent / "happened"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "var" / "lib" / "vigbox" / "catalog.sqlite3"
+
+    @property
+    def catalog_copy(self) -> Path:
+        return self.catalog.with_name("catalog.before-upgrade.sqlite3")
+
+    def make_catalog(self) -> tuple[int, list[str]]:
+        """A real catalog with a case in it, as the services make it; its contents."""
+        with Catalog(self.catalog.parent) as catalog:
+            catalog.cases.add("VIG-2026-001", {Consent.FILMING: "2026-01-01"}, actor="test")
+        self.catalog.chmod(0o640)
+        return contents(self.catalog)
+
+
+def contents(db: Path) -> tuple[int, list[str]]:
+    """A catalog's schema version and every row, as SQL."""
+    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(con.execute("PRAGMA user_version").fetchone()[0]), list(con.iterdump())
+    finally:
+        con.close()
+
+
+def set_schema(db: Path, version: int) -> None:
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        con.execute(f"PRAGMA user_version={version}")
+    finally:
+        con.close()
+
+
+# What a newer release's services do to the catalog as they start: migrate it (a table, a
+# row, a higher user_version) in WAL mode, then die without a checkpoint, as a service
+# killed would, so the change is still in the -wal when the installer finds it.
+MIGRATE_LIKE_A_NEWER_RELEASE = """
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA journal_mode=WAL")
+con.execute("PRAGMA wal_autocheckpoint=0")
+con.execute("BEGIN IMMEDIATE")
+con.execute("CREATE TABLE made_by_the_new_release (x)")
+con.execute("INSERT INTO made_by_the_new_release VALUES (1)")
+con.execute(f"PRAGMA user_version={int(sys.argv[2])}")
+con.execute("COMMIT")
+os._exit(0)
+"""
 
 
 @pytest.fixture
@@ -281,3 +356,105 @@ def test_a_real_install_builds_the_releases_own_venv(box: Box) -> None:
                                    capture_output=True, timeout=60).returncode == 0
     system_site = "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
     assert system_site == has_picamera2
+
+
+def test_an_upgrade_copies_the_catalog_first_and_sets_previous_before_current(
+        box: Box) -> None:
+    first = box.installed()
+    before = box.make_catalog()
+    box.forget_calls()
+
+    done = box.install()
+    assert done.returncode == 0, done.stderr
+    second = box.current()
+    # The copy: taken after the services stopped, before the new release started; kept.
+    assert contents(box.catalog_copy) == before
+    copy_stat, catalog_stat = box.catalog_copy.stat(), box.catalog.stat()
+    assert stat.S_IMODE(copy_stat.st_mode) == 0o640
+    assert (copy_stat.st_uid, copy_stat.st_gid) == (catalog_stat.st_uid, catalog_stat.st_gid)
+    assert f"kept in {box.catalog_copy}" in done.stderr
+    assert not list(box.catalog.parent.glob("*.new.*"))
+    assert not list(box.catalog.parent.glob("catalog.before-upgrade.sqlite3-*"))  # one file
+    calls = box.calls()
+    stop = next(i for i, c in enumerate(calls) if c.startswith("stop "))
+    assert set(calls[stop].split()[1:]) == {*SERVICES, "vigbox-sync.service",
+                                            "vigbox-sync.timer"}
+    assert stop < next(i for i, c in enumerate(calls) if c.startswith("restart "))
+    # While the new release's services were awaited, previous already named the old one.
+    seen = box.links_seen()
+    assert seen and set(seen) == {f"current={second} previous={first}"}
+
+
+def test_a_failed_upgrade_puts_back_the_catalog_the_previous_release_reads(box: Box) -> None:
+    first = box.installed()
+    before = box.make_catalog()
+    happened = box.on_start(
+        f'[ "$1" = {first} ] && exit 0\n'
+        f"{sys.executable} -c '{MIGRATE_LIKE_A_NEWER_RELEASE}' {box.catalog} "
+        f"{len(MIGRATIONS) + 1}\n"
+        f'if [ -s {box.catalog}-wal ]; then touch "$(dirname "$0")/happened"; fi\n')
+    box.set_state("vigbox-web.service", "failed", except_on=first)
+    box.forget_calls()
+
+    done = box.install(wait_s=1)
+    assert happened.exists()  # the new release migrated the catalog, in its -wal
+    assert done.returncode != 0
+    assert "vigbox-web.service did not come up" in done.stderr
+    assert "put back the catalog as it was before the upgrade" in done.stderr
+    assert "is undone" in done.stderr and f"{first} runs again" in done.stderr
+    assert box.current() == first and box.releases() == [first]
+    assert not (box.opt / "previous").exists()  # as before the install
+    # Put back whole: no -wal or -shm of the migrated file left to replay onto it.
+    assert not box.catalog.with_name("catalog.sqlite3-wal").exists()
+    assert not box.catalog.with_name("catalog.sqlite3-shm").exists()
+    assert contents(box.catalog) == before == contents(box.catalog_copy)
+    assert stat.S_IMODE(box.catalog.stat().st_mode) == 0o640
+    calls = box.calls()
+    restarts = [i for i, c in enumerate(calls) if c.startswith("restart ")]
+    stops = [i for i, c in enumerate(calls) if c.startswith("stop ")]
+    assert len(restarts) == 2 and len(stops) == 2  # before the copy, before putting it back
+    assert stops[0] < restarts[0] < stops[1] < restarts[1]
+
+
+@pytest.mark.slow
+def test_rollback_is_refused_to_a_release_that_cannot_read_the_catalog(box: Box) -> None:
+    first = box.installed()
+    before = box.make_catalog()
+    second = box.installed()
+    # The second release migrated the catalog to a schema the first does not know.
+    newer = len(MIGRATIONS) + 1
+    set_schema(box.catalog, newer)
+    box.forget_calls()
+
+    refused = box.install("--rollback")
+    assert refused.returncode != 0
+    assert f"{first} reads catalog schema {len(MIGRATIONS)} at most" in refused.stderr
+    assert f"{box.catalog} is schema {newer}" in refused.stderr
+    assert "running nothing" in refused.stderr and f"stays on {second}" in refused.stderr
+    assert f"sudo cp -p {box.catalog_copy} {box.catalog}" in refused.stderr
+    assert "loses everything recorded or changed since" in refused.stderr
+    assert box.current() == second and box.link("previous") == first
+    assert box.calls() == []  # nothing stopped or restarted
+    assert contents(box.catalog)[0] == newer  # nor put back
+
+    # The way out the message gives: the copy back by hand, then --rollback.
+    for stale in ("catalog.sqlite3-wal", "catalog.sqlite3-shm"):
+        box.catalog.with_name(stale).unlink(missing_ok=True)
+    shutil.copy2(box.catalog_copy, box.catalog)
+    assert box.installed("--rollback") == first
+    assert contents(box.catalog) == before
+
+
+def test_a_checkout_inside_opt_vigbox_is_not_installed_but_can_roll_back(box: Box) -> None:
+    first = box.installed()
+    second = box.installed()
+    box.forget_calls()
+    release = box.opt / "current"  # sudo bash /opt/vigbox/current/tools/install.sh
+
+    refused = box.install(checkout=release)
+    assert refused.returncode != 0
+    assert f"is inside {box.opt}" in refused.stderr and "elsewhere" in refused.stderr
+    assert box.releases() == sorted([first, second]) and box.current() == second
+    assert box.calls() == []
+
+    assert box.installed("--rollback", checkout=release) == first

@@ -5,9 +5,12 @@
 # Each install is a release, /opt/vigbox/releases/<version>-<UTC stamp>/, holding the source
 # and its own venv; /opt/vigbox/current points at the release the units run. The link moves
 # only after the new release passes its checks, and moves back if its services do not come
-# up, so a failed upgrade leaves the previous version running. The configuration
-# (/etc/vigbox) and the data (/var/lib/vigbox) are never touched, except that the config is
-# created from tools/config.example.toml when it is missing.
+# up, so a failed upgrade leaves the previous version running. Before an upgrade the
+# services stop and the catalog is copied to /var/lib/vigbox/catalog.before-upgrade.sqlite3,
+# which is put back if the new release fails (it may have migrated the catalog) and is
+# otherwise kept until the next upgrade. --rollback refuses a release too old to read the
+# catalog. Nothing else in /etc/vigbox or /var/lib/vigbox is touched, except that the config
+# is created from tools/config.example.toml when it is missing.
 #
 # For tests, where systemd is not PID 1 and the real /opt and /etc are not theirs to change:
 #   VIGBOX_INSTALL_ROOT      prefixed to every path written (default empty: the real root)
@@ -25,16 +28,21 @@ systemctl_cmd="${VIGBOX_SYSTEMCTL:-systemctl}"
 wait_s="${VIGBOX_INSTALL_WAIT_S:-60}"
 settle_s="${VIGBOX_INSTALL_SETTLE_S:-10}"
 test_venv="${VIGBOX_INSTALL_TEST_VENV:-}"
-src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 opt="$root/opt/vigbox"
 releases="$opt/releases"
 config_dir="$root/etc/vigbox"
 config="$config_dir/config.toml"
 unit_dir="$root/etc/systemd/system"
 rules_dir="$root/etc/polkit-1/rules.d"
+data_dir="$root/var/lib/vigbox"   # the units' VIGBOX_DATA_DIR
+catalog="$data_dir/catalog.sqlite3"
+catalog_copy="$data_dir/catalog.before-upgrade.sqlite3"
 old_kept=2         # releases kept besides the current and the previous one
 building=""        # the release being made: removed if the install stops before using it
 down=()            # the services that did not come up, with their state
+stopped=""         # the release whose services this install stopped and has not restarted
+catalog_copied=""  # set once this install copied the catalog to $catalog_copy
 
 say() { echo "vigbox install: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -59,7 +67,164 @@ put_file() {
   install -m "$mode" "$from" "$to.new.$$" && mv -T "$to.new.$$" "$to"
 }
 
+# Reads and copies the catalog, run by a release's python (-I: nothing from the directory the
+# install was started in). Files it writes get the catalog's owner and mode, are fsynced under
+# a temporary name in the same directory, then renamed over; the directory is fsynced too.
+#   version DB       prints DB's schema version (PRAGMA user_version), opening it read-only
+#   copy DB TO       a consistent copy of DB (SQLite's backup, WAL included) as TO, one file
+#   restore COPY DB  puts COPY back as DB, deleting DB's -wal and -shm (they belong to the
+#                    file replaced, and would be replayed onto COPY) just before the rename
+catalog_py='
+import os, shutil, sqlite3, stat, sys
+from pathlib import Path
+
+def read_only(path):
+    return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+
+def settle(tmp, like):
+    st = os.stat(like)
+    os.chown(tmp, st.st_uid, st.st_gid)
+    os.chmod(tmp, stat.S_IMODE(st.st_mode))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+def rename(tmp, to):
+    os.replace(tmp, to)
+    fd = os.open(os.path.dirname(to) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+def main(what, path, to=None):
+    if what == "version":
+        con = read_only(path)
+        try:
+            print(int(con.execute("PRAGMA user_version").fetchone()[0]))
+        finally:
+            con.close()
+        return
+    os.umask(0o077)  # the catalog is private until it has its own mode
+    tmp = "%s.new.%d" % (to, os.getpid())
+    try:
+        if what == "copy":
+            source, target = read_only(path), sqlite3.connect(tmp)
+            try:
+                source.backup(target)
+                # One self-contained file, no -wal to keep with it; a service that opens
+                # it again switches it back to WAL.
+                target.execute("PRAGMA journal_mode=DELETE").fetchone()
+            finally:
+                target.close()
+                source.close()
+            settle(tmp, like=path)
+        elif what == "restore":
+            shutil.copyfile(path, tmp)
+            settle(tmp, like=to if os.path.exists(to) else path)
+            for stale in ("-wal", "-shm", "-journal"):
+                try:
+                    os.unlink(to + stale)
+                except FileNotFoundError:
+                    pass
+        else:
+            raise SystemExit("unknown command " + what)
+        rename(tmp, to)
+    finally:
+        for leftover in (tmp, tmp + "-journal"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
+
+main(*sys.argv[1:])
+'
+catalog_do() {
+  local release="$1"
+  shift
+  "$releases/$release/.venv/bin/python" -I -c "$catalog_py" "$@"
+}
+
+# The newest catalog schema a release reads: the number of migrations its own code has
+# (appliance/catalog/schema.py; the catalog's PRAGMA user_version counts those applied, and
+# a release refuses a catalog with more). Imported from the release's directory, not from
+# wherever its venv points.
+schema_read_by() {
+  "$releases/$1/.venv/bin/python" -I -c 'import sys
+sys.path.insert(0, sys.argv[1])
+from appliance.catalog.schema import MIGRATIONS
+print(len(MIGRATIONS))' "$releases/$1" 2>&1
+}
+
+# A release's units, the timers first: all of them, to stop; those started at boot, to start.
+release_units() {
+  local unit
+  for unit in "$releases/$1"/systemd/*.timer "$releases/$1"/systemd/*.service; do
+    basename "$unit"
+  done
+}
+start_units() {
+  local units=()
+  mapfile -t units < <(wanted_units "$1")
+  sys_ctl start "${units[@]}"
+}
+
+# How to put the pre-upgrade copy back by hand, for messages.
+restore_by_hand() {
+  local units=()
+  mapfile -t units < <(release_units "$1")
+  printf '\n  %s' "sudo systemctl stop ${units[*]}" \
+    "sudo rm -f $catalog-wal $catalog-shm" \
+    "sudo cp -p $catalog_copy $catalog"
+}
+
+# Before switching away from a running release: stops its services (systemctl waits for
+# each, capture for up to its TimeoutStopSec while it finalizes a recording) so nothing
+# writes the catalog, then copies the catalog to $catalog_copy. On failure the services
+# start again (see cleanup) and the box stays on the release.
+copy_catalog() {
+  local units=()
+  [ -e "$catalog" ] || return 0   # a first install: no catalog yet
+  mapfile -t units < <(release_units "$1")
+  say "stopping the services of $1 to copy the catalog (a recording in progress is" \
+    "finalized first)"
+  stopped="$1"
+  sys_ctl stop "${units[@]}" || die "stopping the services of $1 failed (see above), so" \
+    "the box was not switched: it stays on $1"
+  catalog_do "$1" copy "$catalog" "$catalog_copy" || die "copying the catalog $catalog to" \
+    "$catalog_copy failed (see above; is the disk full? df -h $data_dir), so the box was" \
+    "not switched: it stays on $1"
+  catalog_copied=1
+  say "copied the catalog to $catalog_copy"
+}
+
+# After a release failed to come up: stops its services and puts the pre-upgrade catalog
+# back, since that release may have migrated it to a schema the one before cannot read.
+put_catalog_back() {
+  local failed="$1" back="$2" units=()
+  mapfile -t units < <(release_units "$failed")
+  if ! sys_ctl stop "${units[@]}"; then
+    say "stopping the services of $failed failed, so the catalog was not put back; if" \
+      "$back does not start, put back the copy from before the upgrade by hand (what" \
+      "$failed changed in the catalog is then lost):$(restore_by_hand "$failed")"
+    return 0
+  fi
+  if catalog_do "$back" restore "$catalog_copy" "$catalog"; then
+    say "put back the catalog as it was before the upgrade: what was recorded or changed" \
+      "in the seconds $failed ran is undone"
+  else
+    say "putting back $catalog_copy as $catalog failed (see above); if $back does not" \
+      "start, do it by hand:$(restore_by_hand "$failed")"
+  fi
+}
+
 cleanup() {
+  if [ -n "$stopped" ]; then
+    say "starting the services of $stopped again"
+    start_units "$stopped" || say "they did not start: see journalctl -u 'vigbox-*' -b"
+  fi
   if [ -n "$building" ] && [ -d "$releases/$building" ] \
       && [ "$building" != "$(link_target current)" ] \
       && [ "$building" != "$(link_target previous)" ]; then
@@ -242,7 +407,10 @@ activate() {
   local units=()
   mapfile -t units < <(wanted_units "$1")
   install_units "$1" || return 1
+  # On disk before the link moves: after a power cut, current never names files half written.
+  sync || return 1
   set_link current "$1" || return 1
+  stopped=""   # restarted below, whatever happens
   sys_ctl daemon-reload || return 1
   sys_ctl enable "${units[@]}" || return 1
   # A unit that does not start makes this fail; the wait below says which one.
@@ -258,14 +426,20 @@ report_down() {
 }
 
 # Switches the box to a release; if its services do not come up, back to the one before.
+# With "copy", the catalog is copied first and put back if the release fails (see
+# copy_catalog): the release may migrate it, and the one before would then not start.
 switch_to() {
-  local new="$1" old
+  local new="$1" copy="$2" old was_previous
   old="$(link_target current)"
-  say "starting the services on $new"
-  if activate "$new"; then
-    if [ -n "$old" ] && [ "$old" != "$new" ]; then set_link previous "$old"; fi
-    return 0
+  was_previous="$(link_target previous)"
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then
+    [ "$copy" != copy ] || copy_catalog "$old"
+    # Before current moves: if the install is stopped from here on (Ctrl-C, a power cut),
+    # previous names the release to go back to.
+    set_link previous "$old"
   fi
+  say "starting the services on $new"
+  if activate "$new"; then return 0; fi
   local failed=("${down[@]}")
   report_down
   if [ -z "$old" ] || [ "$old" = "$new" ]; then
@@ -274,7 +448,12 @@ switch_to() {
       "to: see journalctl -u 'vigbox-*' -b, fix the cause, and run the install again"
   fi
   say "${failed[*]} did not come up on $new: going back to $old"
-  if activate "$old"; then
+  [ -z "$catalog_copied" ] || put_catalog_back "$new" "$old"
+  local back=0
+  activate "$old" || back=1
+  # previous as it was before this install (set above, before current moved).
+  if [ -n "$was_previous" ]; then set_link previous "$was_previous"; else rm -f "$opt/previous"; fi
+  if [ "$back" = 0 ]; then
     say "$old runs again. Why $new failed: journalctl -u 'vigbox-*' -b (see above)"
   else
     say "$old did not come up either (${down[*]}): see journalctl -u 'vigbox-*' -b"
@@ -312,7 +491,7 @@ install_release() {
   ensure_config "$name"
   check_release "$name" || die "$name failed its checks, so the box was not switched to it:" \
     "the running version is unchanged"
-  switch_to "$name"
+  switch_to "$name" copy
   building=""
   link_command
   prune
@@ -320,9 +499,36 @@ install_release() {
     say "$opt/.venv, $opt/appliance and the other files of the layout before releases" \
       "are no longer used: everything in $opt but releases, current and previous can go"
   fi
+  if [ -n "$catalog_copied" ]; then
+    say "the catalog as it was before this upgrade is kept in $catalog_copy (replaced at" \
+      "the next upgrade)"
+  fi
   say "installed $name. Config: /etc/vigbox/config.toml; data: /var/lib/vigbox;" \
     "logs: journalctl -u 'vigbox-*'; check the box: sudo vigbox doctor;" \
     "back to the previous release: sudo bash tools/install.sh --rollback"
+}
+
+# --rollback to a release that cannot read the catalog: it would not start, and the box
+# would run nothing. The pre-upgrade copy is offered, by hand, since it loses what was
+# recorded since.
+refuse_rollback() {
+  local cur="$1" prev="$2" has="$3" reads="$4" copy_has how
+  how="$prev reads catalog schema $reads at most, but $catalog is schema $has: a newer"
+  how+=" release ($cur or one before it) upgraded it. Rolling back would leave the box"
+  how+=" running nothing, so it stays on $cur."
+  if [ ! -e "$catalog_copy" ]; then
+    die "$how There is no copy of the catalog from before the upgrade ($catalog_copy)" \
+      "to go back to: stay on $cur, or install a release that reads schema $has."
+  fi
+  copy_has="$(catalog_do "$prev" version "$catalog_copy" 2>/dev/null)" || copy_has=""
+  if ! [[ "$copy_has" =~ ^[0-9]+$ ]] || [ "$copy_has" -gt "$reads" ]; then
+    die "$how The copy from before the last upgrade, $catalog_copy, is schema" \
+      "${copy_has:-unknown}, which $prev cannot read either: stay on $cur."
+  fi
+  die "$how The catalog as it was before the upgrade is kept in $catalog_copy, but putting" \
+    "it back loses everything recorded or changed since then (the recordings' files stay in" \
+    "$data_dir, unknown to the catalog). If that is what you want, as root:" \
+    "$(restore_by_hand "$cur")" $'\n  '"sudo bash $src/tools/install.sh --rollback"
 }
 
 rollback() {
@@ -332,9 +538,26 @@ rollback() {
   if [ -z "$prev" ] || [ ! -x "$releases/$prev/.venv/bin/vigbox" ]; then
     die "there is no previous release in $releases to roll back to"
   fi
+  [ "$prev" != "$cur" ] || die "previous and current both name $cur (an install was" \
+    "stopped while switching): there is no other release to roll back to"
   check_release "$prev" || die "$prev failed its checks, so the box stays on $cur"
+  local copy=""
+  if [ -e "$catalog" ]; then
+    local has reads
+    has="$(catalog_do "$prev" version "$catalog")" \
+      || die "could not read the schema version of $catalog (see above), so the box stays on $cur"
+    reads="$(schema_read_by "$prev")" || reads="${reads:-nothing}"
+    if ! [[ "$reads" =~ ^[0-9]+$ ]]; then
+      die "could not learn which catalog schema $prev reads (it said: $reads), so the box" \
+        "stays on $cur"
+    fi
+    [ "$has" -le "$reads" ] || refuse_rollback "$cur" "$prev" "$has" "$reads"
+    # A release newer than the catalog migrates it when it starts: copy it first, as for
+    # an upgrade, so that if it fails the one running now gets a catalog it reads.
+    [ "$has" -eq "$reads" ] || copy=copy
+  fi
   say "rolling back from $cur to $prev"
-  switch_to "$prev"
+  switch_to "$prev" "$copy"
   say "now running $prev; $cur is kept: tools/install.sh --rollback returns to it"
 }
 
@@ -343,12 +566,24 @@ main() {
   case "${1:-}" in
     "") ;;
     --rollback) mode=rollback ;;
-    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
     *) die "unknown argument $1: use no argument to install, or --rollback" ;;
   esac
   if [ -z "$root" ]; then
     [ "$(id -u)" = 0 ] || die "run as root: sudo bash tools/install.sh"
     [ -d /run/systemd/system ] || die "systemd is not running: install on Raspberry Pi OS"
+  fi
+  if [ "$mode" = install ]; then
+    # A checkout inside /opt/vigbox (such as a release, or /opt/vigbox/current) would be
+    # copied into a release, releases and all.
+    local opt_real
+    opt_real="$(realpath -m "$opt")"
+    case "$src/" in
+      "$opt_real"/*) die "this checkout, $src, is inside $opt, where the releases live," \
+        "so it cannot be installed from there: install from a checkout elsewhere (git clone" \
+        "it to your home directory and run sudo bash tools/install.sh there). --rollback" \
+        "works from here." ;;
+    esac
   fi
   install -d -m 0755 "$opt"
   exec 9>"$opt/.install.lock"
