@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import socket
 import threading
 import time
@@ -17,13 +18,16 @@ from appliance.capture.control import request
 from appliance.capture.daemon import CaptureDaemon, State
 from appliance.capture.devices import make_camera, make_microphone, new_marker
 from appliance.capture.gpio import make_pin_factory
+from appliance.capture.mic_synthetic import SyntheticMicrophone
 from appliance.capture.sd_notify import Notifier
+from appliance.capture.sources import ChunkCallback, ErrorCallback, Microphone
 from appliance.capture.status_light import Light
 from appliance.catalog import Catalog
 from appliance.config import Config
 from appliance.errors import (
     ControlError,
     DaemonBusyError,
+    DaemonFailedError,
     DaemonNotRunningError,
     DaemonRequestError,
 )
@@ -92,14 +96,15 @@ def daemon_config(config: Config) -> Config:
 def start_daemon(tmp_path: Path) -> Iterator[Callable[[Config], Running]]:
     started: list[tuple[Running, threading.Event, threading.Thread, Catalog]] = []
 
-    def start(cfg: Config, *, recover: Any = None, wait_ready: bool = True) -> Running:
+    def start(cfg: Config, *, recover: Any = None, wait_ready: bool = True,
+              mic: Microphone | None = None) -> Running:
         factory = make_pin_factory("mock")
         notify = NotifySocket(tmp_path / f"notify{len(started)}.sock")
         shutdowns: list[list[str]] = []
         marker = new_marker()
         catalog = Catalog(cfg.data_path)
         daemon = CaptureDaemon(cfg, catalog, camera=make_camera(cfg, marker),
-                               mic=make_microphone(cfg, marker), pin_factory=factory,
+                               mic=mic or make_microphone(cfg, marker), pin_factory=factory,
                                notifier=Notifier(str(notify.path)),
                                run_command=shutdowns.append, recover=recover)
         stop = threading.Event()
@@ -289,3 +294,115 @@ def test_control_errors_say_what_kind_of_refusal(daemon_config: Config, start_da
     with pytest.raises(DaemonNotRunningError) as gone:
         request(tmp_path / "nobody.sock", "status")
     assert gone.value.kind == "not_running"
+
+
+# ---- the microphone's level, measured by the daemon that owns the microphone ----------------
+
+def plausible(level: dict[str, Any]) -> bool:
+    """A second of the simulated room: quiet noise, perhaps a sync burst; never the floor."""
+    return (level["seconds"] == 1.0 and -50 < level["rms_dbfs"] <= level["peak_dbfs"] < -3
+            and level.keys() == {"peak_dbfs", "rms_dbfs", "seconds"})
+
+
+@pytest.mark.slow
+def test_an_idle_box_measures_its_microphone_and_still_records_sound(
+        daemon_config: Config, start_daemon: Any) -> None:
+    box: Running = start_daemon(daemon_config)
+    level = box.ctl("level")
+    assert plausible(level), level
+    assert box.daemon.state is State.READY
+    box.ctl("start")  # the listen closed the microphone; the recording opens it again
+    wait_until(lambda: box.ctl("status")["recording"]["frames"] > 15, "frames")
+    final = box.ctl("stop")["recording"]
+    assert final["status"] == "ready" and final["audio"] == "ok", final
+
+
+@pytest.mark.slow
+def test_the_level_is_not_measured_while_recording(daemon_config: Config,
+                                                   start_daemon: Any) -> None:
+    box: Running = start_daemon(daemon_config)
+    box.ctl("start")
+    try:
+        wait_until(lambda: box.ctl("status")["recording"]["frames"] > 15, "frames")
+        with pytest.raises(DaemonBusyError, match="^in use by the recording$") as busy:
+            box.ctl("level")
+        assert busy.value.kind == "busy"
+        assert box.ctl("status")["recording"]["audio"] == "ok", "the recording kept its sound"
+    finally:
+        final = box.ctl("stop")["recording"]
+    assert final["status"] == "ready" and final["problems"] == []
+
+
+class GatedMicrophone(SyntheticMicrophone):
+    """The simulated microphone, whose first start (the level's listen) waits for the test to
+    let it go; it notes every start and stop."""
+
+    def __init__(self) -> None:
+        super().__init__(sample_rate=48_000, block_ms=20, marker=new_marker())
+        self.calls: list[str] = []
+        self.listening = threading.Event()
+        self.release = threading.Event()
+
+    def start(self, on_chunk: ChunkCallback, on_error: ErrorCallback) -> None:
+        self.calls.append("start")
+        if len(self.calls) == 1:
+            self.listening.set()
+            if not self.release.wait(2 * TIMEOUT_S):  # longer than the test waits
+                raise AssertionError("the test never let the listen go on")
+        super().start(on_chunk, on_error)
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        super().stop()
+
+
+@pytest.mark.slow
+def test_a_press_during_a_level_measurement_records_once_the_listen_is_over(
+        daemon_config: Config, start_daemon: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A USB microphone is exclusive: the recording waits a second for it, never fails."""
+    caplog.set_level(logging.INFO, logger="appliance.capture.daemon_level")
+    mic = GatedMicrophone()
+    box: Running = start_daemon(daemon_config, mic=mic)
+    levels: list[dict[str, Any]] = []
+    doctor = threading.Thread(target=lambda: levels.append(box.ctl("level")), daemon=True)
+    doctor.start()
+    assert mic.listening.wait(TIMEOUT_S), "the daemon never started listening"
+    guider = threading.Thread(target=box.press, daemon=True)  # a short press: start
+    guider.start()
+    try:
+        wait_until(lambda: any("a recording waits for the microphone" in r.getMessage()
+                               for r in caplog.records), "the press to wait for the listen")
+        assert box.daemon.state is State.READY and box.daemon.catalog.recordings.list() == []
+    finally:
+        mic.release.set()
+    doctor.join(TIMEOUT_S)
+    guider.join(TIMEOUT_S)
+    assert not doctor.is_alive() and not guider.is_alive()
+    assert len(levels) == 1 and plausible(levels[0]), levels
+    wait_until(lambda: box.daemon.state is State.RECORDING, "the recording")
+    assert mic.calls == ["start", "stop", "start"], "the listen ended before the recording"
+    wait_until(lambda: box.ctl("status")["recording"]["frames"] > 15, "frames")
+    final = box.ctl("stop")["recording"]
+    assert final["status"] == "ready" and final["audio"] == "ok", final
+    assert box.daemon.last_error is None
+
+
+def test_a_failing_microphone_fails_the_level_with_its_reason(daemon_config: Config,
+                                                              start_daemon: Any) -> None:
+    broken = SyntheticMicrophone(sample_rate=48_000, block_ms=20, marker=new_marker(),
+                                 fail_after_s=0.1)
+    box: Running = start_daemon(daemon_config, mic=broken)
+    with pytest.raises(DaemonFailedError, match="injected fault") as failed:
+        box.ctl("level")
+    assert failed.value.kind == "failed"
+    assert box.daemon.state is State.READY and broken._thread is None, "the listen stopped it"
+
+
+def test_a_box_without_a_microphone_has_no_level(daemon_config: Config,
+                                                 start_daemon: Any) -> None:
+    silent = dataclasses.replace(daemon_config, microphone=dataclasses.replace(
+        daemon_config.microphone, backend="none"))
+    box: Running = start_daemon(silent)
+    with pytest.raises(DaemonRequestError, match="no microphone") as refused:
+        box.ctl("level")
+    assert refused.value.kind == "bad_request"

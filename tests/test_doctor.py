@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import pwd
+import re
+import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +137,30 @@ def test_the_microphone_is_not_taken_from_a_recording(app: App, config: Config) 
     assert mic.detail.endswith("in use by the recording: level not measured")
 
 
+def test_a_running_recorder_measures_the_microphone_for_the_doctor(
+        app: App, config: Config, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The recorder owns the microphone (a USB one is exclusive): the doctor asks it for the
+    level and never opens the microphone itself while it runs."""
+    def opened_here(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the doctor opened the microphone beside the recorder")
+    monkeypatch.setattr(doctor, "make_microphone", opened_here)
+    monkeypatch.setattr(doctor, "listen", opened_here)
+    caplog.set_level(logging.INFO, logger="appliance.capture.daemon_level")
+    with running_daemon(config):
+        box = DaemonClient(config.socket)
+        wait_until(lambda: box.status()["state"] == "ready", "the box to be ready")
+        mic = by_name(doctor.run_checks(app, reach_office=False))["microphone"]
+        assert box.status()["state"] == "ready"
+    [heard] = [r.getMessage() for r in caplog.records if r.name.endswith("daemon_level")]
+    measured = re.fullmatch(r"microphone level: (peak \S+ dBFS), (RMS \S+ dBFS) over 1 s",
+                            heard)
+    assert measured, heard
+    assert mic.status == "warn", "the simulated microphone is still only simulated"
+    assert mic.detail == (f"the simulated microphone (a test tone); {measured[1]}, "
+                          f"{measured[2]}"), "the level the recorder measured"
+
+
 def test_a_microphone_that_fails_while_the_doctor_listens_fails_the_line(
         app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing(config: Config, marker: SyncMarker) -> SyntheticMicrophone:
@@ -230,3 +261,47 @@ def test_vigbox_doctor_offline_reports_the_keys_as_they_are_set_up(
     code, entry = keys_entry()
     assert code == 0 and entry["status"] == "ok" and entry["detail"].startswith(
         "1 office key; box SSH key SHA256:")
+
+
+# `vigbox doctor ARGS`, with what the doctor needs imported before vigbox becomes the data
+# dir's owner: this machine's Python may be where only root reads (/root/.pyenv); a box's
+# is not.
+DOCTOR_AS_OWNER = """
+import sys
+import appliance.services.doctor
+from appliance.cli import main
+raise SystemExit(main(["doctor", *sys.argv[1:]]))
+"""
+
+
+def test_a_key_sync_cannot_read_fails_with_how_to_give_it_back(
+        cli_env: dict[str, str], config_file: Path, data_dir: Path) -> None:
+    """`sudo vigbox doctor` runs as the data dir's owner, the user sync runs as: a key it
+    cannot read is one sync cannot use. As root, the box's key is root's own (as after
+    `sudo ssh-keygen`) on a data dir owned by another user; otherwise its mode is 000."""
+    with config_file.open("a") as f:
+        f.write(f'[sync]\ndestination = "{OFFICE}"\nrecipients = ["{age_key()}"]\n')
+    as_root = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(prefix="vigbox-keys-", dir="/tmp"))  # not in root's 0700
+    try:
+        base.chmod(0o755)
+        data = base / "data" if as_root else data_dir
+        data.mkdir(exist_ok=True)
+        key = make_ssh_key(data / "keys" / "device_ed25519", "box")
+        owner = pwd.getpwnam("nobody") if as_root else pwd.getpwuid(os.geteuid())
+        if as_root:
+            for path in (data, key.parent):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        else:
+            key.chmod(0o000)
+        done = subprocess.run([sys.executable, "-c", DOCTOR_AS_OWNER, "--offline", "--json"],
+                              env=cli_env | {"VIGBOX_DATA_DIR": str(data)}, text=True,
+                              capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 1 and done.stdout, done.stderr
+        line = {c["name"]: c for c in json.loads(done.stdout)}["keys"]
+        assert line["status"] == "fail", line
+        assert line["detail"] == (f"cannot read the box's SSH key ({key}) as {owner.pw_name}, "
+                                  "the user sync runs as: sync cannot use it")
+        assert f"sudo chown {owner.pw_name}: {key} && sudo chmod 600 {key}" in line["advice"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,7 +1,7 @@
 """The capture daemon's control socket: one JSON request per line, one JSON reply per line.
 
-Request: {"cmd": "status" | "start" | "stop" | "mark" | "preview" | "case" | "press",
-...arguments}.
+Request: {"cmd": "status" | "start" | "stop" | "mark" | "preview" | "case" | "press" |
+"level", ...arguments}.
 Reply: {"ok": true, ...result} or {"ok": false, "error": "what went wrong", "kind": K}
 where K is "busy" (conflicts with what the box is doing), "bad_request" (the request
 itself is wrong) or "failed" (the box tried and could not); the client raises the
@@ -16,6 +16,12 @@ matching ControlError subclass, and "not_running" when nothing answers.
   "bad_request" for an unknown case or one without consent to filming.
 - {"cmd": "press", "hold_s": S} → {"hold_s": S}: press the simulated box's button for S
   seconds (the gestures as on a real button); "bad_request" on a box with a real one.
+- {"cmd": "level"} → {"peak_dbfs", "rms_dbfs", "seconds"}: the daemon listens to its
+  microphone for a second and measures it (for `vigbox doctor`: the daemon owns the
+  microphone). A start meanwhile waits for the listen to end. "busy" while recording or
+  finalizing ("in use by the recording"), starting a recording or shutting down;
+  "bad_request" on a box without a microphone; "failed" with the reason when the
+  microphone fails.
 
 A Unix socket in the data dir, mode 0660, so only the box's own services reach it.
 """
@@ -45,7 +51,7 @@ from appliance.errors import (
 )
 
 log = logging.getLogger(__name__)
-COMMANDS = ("status", "start", "stop", "mark", "preview", "case", "press")
+COMMANDS = ("status", "start", "stop", "mark", "preview", "case", "press", "level")
 MAX_REQUEST = 64 * 1024
 MAX_REPLY = 2 * 1024 * 1024   # a preview picture (at most 512 KiB) in base64, and room
 Handler = Callable[[dict[str, Any]], dict[str, Any]]

@@ -21,6 +21,7 @@ from gpiozero import Factory
 from appliance import system_tool
 from appliance.capture.button import ButtonGestures
 from appliance.capture.control import ControlServer, request_actor
+from appliance.capture.daemon_level import LevelMeter
 from appliance.capture.preflight import BALLAST_MB, MB, check_filming_consent
 from appliance.capture.recover import RecoveryOutcome, recover_all
 from appliance.capture.sd_notify import Notifier
@@ -92,6 +93,7 @@ class CaptureDaemon:
         self.light: StatusLight | None = None
         self.button: ButtonGestures | None = None
         self.server = ControlServer(config.socket, self.handle_request)
+        self.level = LevelMeter(mic, self.status)  # `vigbox doctor` asks the daemon
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class CaptureDaemon:
             except ApplianceError as e:
                 log.error("%s", e)
         self.server.stop()
+        self.level.close()
         if self.button is not None:
             self.button.close()
         for source in (self.mic, self.camera):
@@ -233,7 +236,7 @@ class CaptureDaemon:
         """Start a recording now, for `case` or else the selected case; BusyError if one
         runs, PreflightError if it cannot."""
         pressed_at_ns = pressed_at_ns or time.monotonic_ns()
-        with self._lock:
+        with self.level.mic_free(), self._lock:  # a level measurement ends first
             case = case if case is not None else self._case
             if self._state in (State.RECORDING, State.FINALIZING):
                 raise BusyError(f"already {self._state.value}; stop first")
@@ -374,7 +377,7 @@ class CaptureDaemon:
         """The daemon's state for `vigbox ctl status` and the web UI."""
         with self._lock:
             session = self._session
-            out: dict[str, Any] = {
+            return {
                 "state": self._state.value, "warning": self._warning,
                 "last_error": self.last_error, "last_recording": self.last_recording,
                 "camera": self.camera.name, "microphone": self.mic.name if self.mic else None,
@@ -384,7 +387,6 @@ class CaptureDaemon:
                 "free_mb": free_bytes(self.catalog.layout.root) // 2**20,
                 "recording": session.status() if session and session.running else None,
             }
-        return out
 
     def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
         """One control-socket command (see control.py for the protocol)."""
@@ -407,6 +409,8 @@ class CaptureDaemon:
             return {"case": self.select_case(case, actor)}
         if cmd == "preview":
             return self.preview()
+        if cmd == "level":
+            return self.level.measure()
         if cmd == "mark":
             return {"moment": self.mark(source="control", actor=actor)}
         if cmd == "press":  # the simulated box's button, from the terminal or the tablet

@@ -18,6 +18,7 @@ from appliance.errors import MicrophoneError
 
 FULL_SCALE = 32768.0
 FLOOR_DBFS = -96.0
+LISTEN_S = 1.0   # how long `vigbox doctor` has the microphone measured
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class _Gather:
                 self.done.set()
 
 
-def listen(mic: Microphone, seconds: float = 1.0, timeout_s: float = 3.0) -> Level:
+def listen(mic: Microphone, seconds: float = LISTEN_S, timeout_s: float = 3.0) -> Level:
     """Record `seconds` from `mic` and measure them. The sound may be up to `timeout_s`
     late (a USB mic or a sound server can take a moment to start); MicrophoneError if it
     does not come by then, or the mic fails. The mic is stopped and closed in every case."""

@@ -16,6 +16,7 @@ from appliance.services.app import open_app
 STOP_TIMEOUT_S = 330.0   # a stop waits for finalizing
 TIMEOUT_S = 15.0
 PREVIEW_TIMEOUT_S = 8.0  # the daemon waits up to 4 s for a first picture; later ones are at hand
+LEVEL_TIMEOUT_S = 20.0   # a second's listen, its sound up to 3 s late, a USB mic's slow stop
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,17 @@ class DaemonClient:
         one without consent to filming."""
         extra = {"actor": actor} if actor else {}
         return request(self.socket, "case", timeout=TIMEOUT_S, case=case, **extra)
+
+    def level(self) -> dict[str, float]:
+        """The daemon listens to its microphone for a second: {"peak_dbfs", "rms_dbfs",
+        "seconds"}. DaemonBusyError while it records (or starts, finalizes, shuts down),
+        DaemonRequestError without a microphone, DaemonFailedError if the microphone
+        fails."""
+        reply = request(self.socket, "level", timeout=LEVEL_TIMEOUT_S)
+        try:
+            return {key: float(reply[key]) for key in ("peak_dbfs", "rms_dbfs", "seconds")}
+        except (KeyError, TypeError, ValueError):
+            raise DaemonFailedError("the capture daemon sent an unreadable level") from None
 
     def preview(self) -> LivePicture:
         """The newest live-preview picture; asking keeps the preview coming a few seconds

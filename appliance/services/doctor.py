@@ -1,10 +1,13 @@
 """`vigbox doctor`: what is right and wrong with this box, one line per part, each OK,
-WARN or FAIL with what to do. It only looks: it opens no camera the recorder holds, listens
-to the microphone for a second only while nothing records, and sends nothing to the
+WARN or FAIL with what to do. It only looks: it opens no camera or microphone the recorder
+holds (the recorder measures the microphone's level for it, between recordings; only when
+the recorder is not running does the doctor listen itself), and sends nothing to the
 office."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import time
 from collections.abc import Callable
@@ -18,13 +21,16 @@ import paramiko
 
 from appliance import ffmpeg_tool
 from appliance.capture.devices import make_microphone, new_marker
-from appliance.capture.mic_level import Level, listen
+from appliance.capture.mic_level import LISTEN_S, Level, listen
 from appliance.capture.mic_sounddevice import load_sounddevice
 from appliance.config import Config, SyncConfig
 from appliance.errors import (
     ApplianceError,
     ConfigError,
     ControlError,
+    DaemonBusyError,
+    DaemonNotRunningError,
+    DaemonRequestError,
     MicrophoneError,
     SyncError,
     SyncStopError,
@@ -39,7 +45,6 @@ from appliance.sync.seal import recipients_of
 from appliance.wall_clock import from_epoch_ms
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-LISTEN_S = 1.0
 SILENT_PEAK_DBFS = -50.0     # a room with someone talking peaks well above this
 CLIPPING_PEAK_DBFS = -0.5    # the loudest a 16-bit sample can be, near enough
 
@@ -136,20 +141,29 @@ def _microphone(app: App) -> Check:
 def _heard(app: App, found: str) -> Check:
     """The microphone's level over a second, unless the recorder is using it."""
     try:
-        recording = DaemonClient(app.config.socket).status().get("state") == "recording"
-    except ControlError:
-        recording = False  # no daemon: nothing holds the microphone
-    if recording:
-        return Check("microphone", OK, f"{found}; in use by the recording: level not measured")
-    mic = make_microphone(app.config, new_marker())
-    assert mic is not None, "backend none is answered before"
-    try:
-        level = listen(mic, LISTEN_S)
-    except MicrophoneError as e:
+        level = _level(app)
+    except DaemonBusyError as e:   # "in use by the recording"
+        return Check("microphone", OK, f"{found}; {e}: level not measured")
+    except DaemonRequestError as e:
+        return Check("microphone", FAIL, f"{found}; the recorder cannot measure it: {e}",
+                     "sudo systemctl restart vigbox-capture, so that it reads this config")
+    except (ControlError, MicrophoneError) as e:
         return Check("microphone", FAIL, f"{found}; no sound: {e}",
                      "plug the microphone in again; check that no other program holds it "
                      "(`fuser -v /dev/snd/*`); `arecord -l` lists what the Pi sees")
     return _judge(found, level)
+
+
+def _level(app: App) -> Level:
+    """Measured by the recorder, which holds the microphone (a USB one is exclusive: were
+    the doctor to open it, a press meanwhile would fail to record); by the doctor itself
+    only when no recorder runs."""
+    try:
+        return Level(**DaemonClient(app.config.socket).level())
+    except DaemonNotRunningError:
+        mic = make_microphone(app.config, new_marker())
+        assert mic is not None, "backend none is answered before"
+        return listen(mic, LISTEN_S)
 
 
 def _judge(found: str, level: Level) -> Check:
@@ -244,7 +258,7 @@ def _keys(app: App) -> Check:
     present = [f"{count} office key{'s' if count > 1 else ''}"]
     scheme = urlsplit(sync.destination).scheme
     more = (_ssh_keys(config, app.layout) if scheme == "sftp"
-            else _s3_secret(sync) if scheme == "s3" else None)
+            else _s3_secret(sync, app.layout) if scheme == "s3" else None)
     if isinstance(more, Check):
         return more
     return Check("keys", OK, "; ".join(present + ([more] if more else [])))
@@ -267,9 +281,23 @@ def _recipient_named(index: int, recipient: str) -> str:
     return f"#{index + 1} {shown!r}"
 
 
-def _cannot_read(what: str, path: Path) -> Check:
-    return Check("keys", WARN, f"cannot read {what} ({path}) as this user",
-                 "run `sudo vigbox doctor`")
+def _cannot_read(what: str, path: Path, layout: Layout) -> Check:
+    # `sudo vigbox doctor` runs as the data dir's owner, the user sync runs as: what the
+    # doctor cannot read there, sync cannot either.
+    me, owner = _user(os.geteuid()), _user(layout.root.stat().st_uid)
+    if me != owner:
+        return Check("keys", WARN, f"cannot read {what} ({path}) as {me}",
+                     f"run `sudo vigbox doctor`: it checks as {owner}, the user sync runs as")
+    return Check("keys", FAIL, f"cannot read {what} ({path}) as {owner}, the user sync "
+                 "runs as: sync cannot use it", f"sudo chown {owner}: {path} && sudo chmod "
+                 f"600 {path} (and let {owner} into its folder)")
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _ssh_keys(config: Config, layout: Layout) -> Check | str:
@@ -282,7 +310,7 @@ def _ssh_keys(config: Config, layout: Layout) -> Check | str:
                      "run `sudo vigbox keys init` and give the office the line it prints "
                      "(for the sync account's authorized_keys)")
     except PermissionError:
-        return _cannot_read("the box's SSH key", key)
+        return _cannot_read("the box's SSH key", key, layout)
     except (OSError, ValueError, paramiko.SSHException) as e:
         return Check("keys", FAIL, f"the box's SSH key {key} cannot be used "
                      f"({type(e).__name__}; it may need a passphrase or be damaged)",
@@ -298,7 +326,7 @@ def _ssh_keys(config: Config, layout: Layout) -> Check | str:
     except FileNotFoundError:
         pinned = None
     except PermissionError:
-        return _cannot_read("the office's pinned host key", known)
+        return _cannot_read("the office's pinned host key", known, layout)
     except (OSError, ValueError) as e:
         return Check("keys", FAIL, f"cannot read the pinned host keys in {known} "
                      f"({type(e).__name__})", pin)
@@ -308,7 +336,7 @@ def _ssh_keys(config: Config, layout: Layout) -> Check | str:
     return f"box SSH key {fingerprint}; office host key pinned for {host_id}"
 
 
-def _s3_secret(sync: SyncConfig) -> Check | str:
+def _s3_secret(sync: SyncConfig, layout: Layout) -> Check | str:
     """The bucket's secret key file, when one is named: present, readable, not empty."""
     if not sync.s3_secret_key_file:
         return "no sync.s3_secret_key_file (S3 credentials from the environment)"
@@ -318,7 +346,7 @@ def _s3_secret(sync: SyncConfig) -> Check | str:
     try:
         empty = not path.read_text().strip()   # the secret itself is never shown
     except PermissionError:
-        return _cannot_read("sync.s3_secret_key_file", path)
+        return _cannot_read("sync.s3_secret_key_file", path, layout)
     except OSError as e:
         return Check("keys", FAIL, f"cannot read sync.s3_secret_key_file {path} "
                      f"({e.strerror})", advice)
