@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pwd
 import shutil
 import sys
 import time
@@ -20,8 +21,9 @@ import pytest
 from flask import Flask
 
 from appliance.catalog import Origin, RecordingStatus
+from appliance.cli.common import shell_actor
 from appliance.config import Config
-from appliance.errors import ControlError, InputError, SystemToolError
+from appliance.errors import CatalogError, ControlError, InputError, SystemToolError
 from appliance.services import clock, doctor
 from appliance.services.app import App
 from appliance.services.clock_backends import (
@@ -55,6 +57,8 @@ if args[0] == "show":
                                              "yes" if state["synced"] else "no")
 elif state["deny"]:
     code, err = 1, "Failed to set time: Access denied"
+elif args[0] == "set-ntp" and args[1] == "true" and state["ntp_on_fails"]:
+    code, err = 1, "Failed to set ntp: Connection timed out"
 elif args[0] == "set-ntp":
     state["ntp"] = args[1] == "true"
 elif args[0] == "set-time" and (state["ntp"] or state["lingers"] > 0):
@@ -78,7 +82,8 @@ class FakeTimedated:
     def __init__(self, directory: Path, **state: Any) -> None:
         self.state_path = directory / "timedated.json"
         self.state_path.write_text(json.dumps({"ntp": False, "synced": False, "deny": False,
-                                               "lingers": 0, "broken": False, "calls": [],
+                                               "lingers": 0, "broken": False, "ntp_on_fails": False,
+                                               "calls": [],
                                                **state}))
         self.tool = directory / "timedatectl"
         self.tool.write_text(FAKE_TIMEDATECTL.format(python=sys.executable,
@@ -156,6 +161,23 @@ def test_unsynchronised_network_time_is_paused_and_always_turned_on_again(
     assert broken.verbs()[-1] == "set-ntp true" and broken.state["ntp"] is True
 
 
+def test_network_time_that_will_not_come_back_on_is_told_not_raised(
+        timedated: Any) -> None:
+    fake = timedated(ntp=True, synced=False, ntp_on_fails=True)
+    done = TimedatedClock().set(lambda: now_ms() + HOUR_MS)
+    assert "set_to" in fake.state, "the clock was set"
+    assert fake.verbs()[-1] == "set-ntp true" and fake.state["ntp"] is False
+    assert done["ntp"] == "paused while setting, NOT on again"
+    assert "Connection timed out" in done["warning"] and "set-ntp true" in done["warning"]
+
+    # The clock not set and network time not back either: both are told, as one error.
+    both = timedated(ntp=True, synced=False, ntp_on_fails=True, broken=True)
+    with pytest.raises(SystemToolError, match="setting the clock failed.*Connection timed "
+                       "out; also, network time could not be turned on again"):
+        TimedatedClock().set(lambda: now_ms() + HOUR_MS)
+    assert "set_to" not in both.state
+
+
 def test_synchronised_network_time_is_not_overruled_by_a_tablet(timedated: Any) -> None:
     fake = timedated(ntp=True, synced=True)
     with pytest.raises(InputError, match="check this tablet's date and time"):
@@ -179,11 +201,24 @@ def test_the_polkit_rule_lets_the_service_user_set_time_and_nothing_else() -> No
 def test_set_clock_through_timedated(app: App, timedated: Any) -> None:
     fake = timedated(ntp=False)
     real = App(clock_config(app.config, "timedated"), app.catalog)
-    done = clock.set_clock(real, now_ms() - 2 * HOUR_MS, actor="guider1")
-    assert done.changed and fake.state["set_to"].endswith(" UTC")
+    done = clock.set_clock(real, now_ms() - 2 * HOUR_MS, actor="guider1", admin=False)
+    assert done.changed and fake.state["set_to"].endswith(" UTC") and done.warning is None
     entry = app.catalog.audit.entries()[-1]
     assert (entry.action, entry.actor) == ("clock.set", "guider1")
     assert entry.detail["backend"] == "timedated" and entry.detail["ntp"] == "off"
+
+
+def test_a_set_whose_network_time_stays_off_is_still_audited_and_ends_sessions(
+        app: App, timedated: Any, admin: Tablet) -> None:
+    timedated(ntp=True, synced=False, ntp_on_fails=True)
+    real = App(clock_config(app.config, "timedated"), app.catalog)
+    done = clock.set_clock(real, now_ms() - 2 * HOUR_MS, actor="admin", admin=True)
+    assert done.changed and done.sessions_ended == 1
+    assert done.warning is not None and "set-ntp true" in done.warning
+    assert done.to_json()["warning"] == done.warning
+    entry = app.catalog.audit.entries()[-1]
+    assert entry.action == "clock.set" and entry.detail["warning"] == done.warning
+    assert admin.get("/api/clock").status_code == 401
 
 
 # -- the tablet's time and the simulated clock ------------------------------------------
@@ -203,7 +238,7 @@ def test_implausible_tablet_times_are_refused(sent: object, words: str) -> None:
 
 def test_within_the_allowed_skew_nothing_changes(app: App, admin: Tablet) -> None:
     before = len(app.catalog.audit.entries())
-    done = clock.set_clock(app, now_ms() - 30_000, actor="admin")
+    done = clock.set_clock(app, now_ms() - 30_000, actor="admin", admin=True)
     assert not done.changed and done.sessions_ended == 0
     assert 29 < done.skew_s < 31
     assert not app.layout.clock_offset.exists()
@@ -245,6 +280,66 @@ def test_beyond_it_the_box_takes_the_tablets_time_audited_and_sessions_end(
     assert guider.log_in("guider1").status_code == 302
     assert guider.post("/api/clock", {"tablet_epoch_ms": now_ms() + 3 * HOUR_MS}) \
         .get_json()["changed"] is False
+
+
+def test_a_guider_may_move_the_clock_a_day_and_no_more(
+        app: App, flask_app: Flask, admin: Tablet) -> None:
+    app.catalog.accounts.set_passphrase("guider1", PASSPHRASE, admin=False, actor="test")
+    guider = Tablet(flask_app.test_client())
+    assert guider.log_in("guider1").status_code == 302
+    before = len(app.catalog.audit.entries())
+    for days in (-30, -2.5, 1.5, 400):   # the tablet's time against the box's
+        answer = guider.post("/api/clock", {"tablet_epoch_ms": now_ms() + round(
+            days * 24 * HOUR_MS)})
+        assert answer.status_code == 403, (days, answer.get_data(True))
+        assert answer.get_json()["error"] == (
+            f"the box's clock is {abs(days):g} days off: an administrator must set it "
+            "(log in as one)")
+    assert not app.layout.clock_offset.exists(), "the clock did not move"
+    assert len(app.catalog.audit.entries()) == before, "nothing was done, nothing audited"
+    assert guider.get("/api/clock").status_code == 200, "a refusal ends no session"
+    assert admin.get("/api/clock").status_code == 200
+
+    almost_a_day = now_ms() + 23 * HOUR_MS
+    assert guider.post("/api/clock", {"tablet_epoch_ms": almost_a_day}).status_code == 200
+    assert abs(clock.status(app).box_epoch_ms - almost_a_day) < 5000
+    # An administrator may move it by years (back to the true time, here).
+    assert admin.log_in().status_code == 302
+    assert admin.post("/api/clock", {"tablet_epoch_ms": now_ms() + 400 * 24 * HOUR_MS}) \
+        .get_json()["changed"] is True
+    assert admin.log_in().status_code == 302
+    assert admin.post("/api/clock", {"tablet_epoch_ms": now_ms()}).status_code == 200
+    assert [e.actor for e in app.catalog.audit.entries(action="clock.set")] == \
+        ["guider1", "admin", "admin"]
+
+
+def test_every_session_ends_in_the_transaction_that_audits_the_set(
+        app: App, admin: Tablet, monkeypatch: pytest.MonkeyPatch) -> None:
+    app.catalog.sessions.start("removed-since")   # an account removed, its session left
+    with app.catalog.db.read() as db:
+        assert db.execute("SELECT COUNT(*) FROM web_sessions").fetchone()[0] == 2
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise CatalogError("the disk is full")
+
+    # Fault injection: the audit row cannot be written, so no session may end either.
+    with monkeypatch.context() as patch:
+        patch.setattr(app.catalog.audit, "append_in", broken)
+        with pytest.raises(CatalogError, match="the disk is full"):
+            clock.set_clock(app, now_ms() + 2 * HOUR_MS, actor="admin", admin=True)
+    assert admin.get("/api/clock").status_code == 200, "rolled back with the audit row"
+
+    done = clock.set_clock(app, now_ms() + 4 * HOUR_MS, actor="admin", admin=True)
+    assert done.changed and done.sessions_ended == 2
+    with app.catalog.db.read() as db:
+        assert db.execute("SELECT COUNT(*) FROM web_sessions").fetchone()[0] == 0
+    assert app.catalog.audit.entries()[-1].detail["sessions_ended"] == 2
+
+
+def test_an_unnamed_actor_is_refused_before_the_clock_moves(app: App) -> None:
+    with pytest.raises(CatalogError, match="the name of who acted"):
+        clock.set_clock(app, now_ms() + 2 * HOUR_MS, actor=" ", admin=True)
+    assert not app.layout.clock_offset.exists()
 
 
 def test_the_api_refuses_bad_bodies_clearly(admin: Tablet) -> None:
@@ -291,18 +386,20 @@ def test_a_recording_after_the_set_carries_the_new_date(
     assert listed.started_at == stopped["started_at"]
 
 
-def test_vigbox_clock_shows_and_sets_audited_by_the_unix_user(vigbox: Any, app: App) -> None:
+def test_vigbox_clock_shows_and_sets_audited_by_the_unix_user(
+        vigbox: Any, app: App, cli_env: dict[str, str]) -> None:
     shown = vigbox("clock", "--json")
     assert shown.returncode == 0, shown.stderr
     assert shown.json()["backend"] == "simulated"
+    # The shell may move it by any amount (here two days, more than a guider may).
     target = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     berlin = target.astimezone(ZoneInfo("Europe/Berlin")).isoformat()
-    done = vigbox("clock", "set", "--to", berlin, "--json")
+    done = vigbox("clock", "set", "--to", berlin, "--json", env=cli_env | {"SUDO_USER": "alice"})
     assert done.returncode == 0, done.stderr
     assert abs(done.json()["box_epoch_ms"] - target.timestamp() * 1000) < 5000
+    assert done.json()["warning"] is None and done.stderr == ""
     entry = app.catalog.audit.entries()[-1]
-    assert entry.action == "clock.set" and entry.actor.startswith("cli:") and \
-        len(entry.actor) > len("cli:")
+    assert (entry.action, entry.actor) == ("clock.set", "cli:alice")
     assert entry.detail["asked_time"] == clock.iso(int(target.timestamp() * 1000))
     human = vigbox("clock")
     assert f"{target:%Y-%m-%d}" in human.stdout and "simulated" in human.stdout
@@ -317,15 +414,29 @@ def test_doctor_reads_the_clock_recordings_are_dated_by(app: App) -> None:
     assert clock_check().status == "ok" and "(simulated)" in clock_check().detail
     app.catalog.recordings.create("20261206-100000-abcd", case=None, origin=Origin.IMPORT,
                                   started_at=clock.iso(now_ms()), actor="test")
-    clock.set_clock(app, now_ms() - 2 * 24 * HOUR_MS, actor="test")
+    clock.set_clock(app, now_ms() - 2 * 24 * HOUR_MS, actor="test", admin=True)
     behind = clock_check()
     assert behind.status == "fail" and "behind the last recording" in behind.detail
     # A Pi that booted with a date from before this software (no tablet can set that).
     SimulatedWallClock(app.layout.clock_offset).set_offset_ms(
         int(datetime(2025, 6, 1, tzinfo=UTC).timestamp() * 1000) - now_ms())
     assert clock_check().detail == "the box thinks it is 2025-06-01"
-    clock.set_clock(app, now_ms(), actor="test")
+    clock.set_clock(app, now_ms(), actor="test", admin=True)
     assert clock_check().status == "ok"
+
+
+def test_the_shells_actor_is_cli_and_who_ran_sudo_else_the_user(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUDO_USER", "alice")
+    assert shell_actor() == "cli:alice"
+    monkeypatch.delenv("SUDO_USER")
+    try:
+        expected = os.getlogin()
+    except OSError:
+        expected = pwd.getpwuid(os.getuid()).pw_name
+    assert shell_actor() == f"cli:{expected}"
+    monkeypatch.setenv("SUDO_USER", "x" * 100)
+    assert len(shell_actor()) == 64, "as long as an audit entry's actor may be"
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from appliance.catalog import Consent, SyncKind
 from appliance.errors import InputError
 from appliance.services import cases as case_service
+from appliance.services import clock
 from appliance.services.app import App
 from appliance.sync.destinations import open_destination
 from appliance.sync.office import decrypt_folder, load_identities
@@ -37,6 +38,11 @@ def run_at(app: App, days: float, **sync: Any) -> Summary:
         config = dataclasses.replace(config, sync=dataclasses.replace(config.sync, **sync))
     return SyncRun(app.catalog, config, open_destination(config, app.layout),
                    clock=lambda: time.time() + days * DAY).run()
+
+
+def now_ms(days: float) -> int:
+    """Epoch ms `days` from now."""
+    return round((time.time() + days * DAY) * 1000)
 
 
 def audited(app: App, action: str) -> list[str]:
@@ -83,6 +89,48 @@ def test_a_closed_cases_recording_expires(box: tuple[App, Path, Path],
     assert rec.path is None and "after the case closed" in rec.problems[-1]
     other = app.catalog.recordings.get(app.catalog.media.clip(media["other"]).recording_id)
     assert other.path is not None and other.path.is_file(), "FAM-2 is not closed"
+
+
+def test_a_clock_set_far_ahead_does_not_age_what_the_office_holds(
+        box: tuple[App, Path, Path], media: dict[str, str]) -> None:
+    app, _, _ = box
+    rec_id = app.catalog.media.clip(media["clip1"]).recording_id
+    assert run_at(app, 0).uploaded == 6
+    app.catalog.cases.close("FAM-1", actor="test")
+    # Someone sets the box's clock three years ahead; sync's runs then see that clock.
+    ahead = 3 * 365
+    clock.set_clock(app, now_ms(ahead), actor="admin", admin=True)
+    assert run_at(app, ahead + 1).deleted == [], "the waits start again at the jump"
+    assert sorted(run_at(app, ahead + 31).deleted) == sorted(
+        [media["clip1"], media["clip2"], media["still"], media["other"]])
+    assert rec_id not in run_at(app, ahead + 59).deleted
+    assert run_at(app, ahead + 61).deleted == [rec_id]
+
+
+@pytest.mark.parametrize("then_days, deleted", [
+    # A small correction after the jump does not end it.
+    (40.5, False),
+    # A jump back (the mistake put right, or over-shot) ends it: the clock is true again.
+    (38, True),
+])
+def test_only_the_newest_big_clock_change_restarts_the_waits(
+        box: tuple[App, Path, Path], media: dict[str, str], then_days: float,
+        deleted: bool) -> None:
+    app, _, _ = box
+    assert run_at(app, 0).uploaded == 6
+    clock.set_clock(app, now_ms(40), actor="admin", admin=True)
+    clock.set_clock(app, now_ms(then_days), actor="admin", admin=True)
+    assert bool(run_at(app, 45).deleted) is deleted
+
+
+def test_a_jump_undone_by_network_time_no_longer_holds_anything(
+        box: tuple[App, Path, Path], media: dict[str, str]) -> None:
+    app, _, _ = box
+    assert run_at(app, 0).uploaded == 6
+    clock.set_clock(app, now_ms(3 * 365), actor="admin", admin=True)
+    # Network time put the clock back (not in the audit log): it is earlier than where
+    # the jump landed, so the jump was undone and the waits count from the true dates.
+    assert len(run_at(app, 31).deleted) == 4
 
 
 def test_erasing_a_case(box: tuple[App, Path, Path], media: dict[str, str],

@@ -552,7 +552,7 @@ def test_cli_setup_then_show_as_root(nm: StandInNM, wifi_config: Path, data_dir:
     assert "http://10.42.0.1:8080/" in shown.stdout and "▀" in shown.stdout
     with Catalog(data_dir) as catalog:
         rows = [(e.actor, e.action) for e in catalog.audit.entries()]
-    assert rows == [("alice", "wifi.setup"), ("alice", "wifi.show")]
+    assert rows == [("cli:alice", "wifi.setup"), ("cli:alice", "wifi.show")]
 
 
 @needs_root

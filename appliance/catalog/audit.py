@@ -76,11 +76,12 @@ class AuditLog:
         with self._db.transaction() as db:
             self.append_in(db, action, subject, actor=actor, detail=detail)
 
-    def entries(self, limit: int = 1000) -> list[AuditEntry]:
-        """The newest entries, oldest first."""
+    def entries(self, limit: int = 1000, *, action: str | None = None) -> list[AuditEntry]:
+        """The newest entries (of one action, if given: however long ago), oldest first."""
+        where, args = ("WHERE action=?", (action,)) if action is not None else ("", ())
         with self._db.read() as db:
-            rows = db.execute("SELECT * FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?)"
-                              " ORDER BY id", (limit,)).fetchall()
+            rows = db.execute(f"SELECT * FROM (SELECT * FROM audit {where} ORDER BY id DESC"
+                              " LIMIT ?) ORDER BY id", (*args, limit)).fetchall()
         return [_entry(r) for r in rows]
 
     def verify(self) -> list[str]:

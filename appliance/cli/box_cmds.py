@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import pwd
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from appliance import wifi_qr
-from appliance.cli.common import Command, Parser, emit
+from appliance.cli.common import Command, Parser, emit, shell_actor
 from appliance.config import Config
 from appliance.errors import InputError
 from appliance.services import wifi as wifi_service
@@ -50,7 +49,7 @@ def cmd_wifi(args: argparse.Namespace, config: Config) -> int:
         wifi_qr.check_qr_path(args.qr)
         if dry_run:
             raise InputError("--qr needs the passphrase, and a dry run reads or makes none")
-    actor = unix_user()
+    actor = shell_actor()
     with catalog_as_owner(config) as app:
         net = wifi_service.network_of(app)
     if args.wifi_command == "show":
@@ -101,16 +100,6 @@ def describe(report: WifiReport, *, dry_run: bool, qr_file: Path | None) -> str:
     if qr_file is not None:
         lines.append(f"QR code saved to {qr_file} (it holds the passphrase: keep it safe)")
     return "\n".join(lines)
-
-
-def unix_user() -> str:
-    """Who is at the shell, for the audit log: the person who ran sudo, else the login."""
-    if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
-        return os.environ["SUDO_USER"]
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:   # a uid without an account (a container): name it by number
-        return f"uid-{os.getuid()}"
 
 
 @contextmanager

@@ -31,6 +31,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"vigbox: {message} (see `{self.prog} --help`)\n")
 
 
+def shell_actor() -> str:
+    """The audit log's name for the person at the box's shell: `cli:` and the user who ran
+    sudo (also after vigbox became the data dir's owner), else the terminal's login name,
+    else this process's user. It tells colleagues apart; it proves nothing, as whoever may
+    write the catalog may write anything in it."""
+    name = os.environ.get("SUDO_USER", "")
+    if not name:
+        try:
+            name = os.getlogin()
+        except OSError:  # no controlling terminal (a script, a test)
+            try:
+                name = pwd.getpwuid(os.getuid()).pw_name
+            except KeyError:   # a uid without an account (a container): name it by number
+                name = f"uid-{os.getuid()}"
+    return f"{ACTOR}:{name}"[:64]
+
+
 def setup_logging(level: str = "info") -> None:
     """Logs to stderr; systemd's journal adds its own timestamps."""
     fmt = "%(levelname)s %(name)s: %(message)s"

@@ -1,11 +1,16 @@
 """The box's clock against the tablet's. A Pi 4 has no real-time clock and a family home
 no network time, so the box may boot with a wrong date and date its recordings by it;
-the tablet's clock is usually right. A guider may set the box's clock from it, audited.
+the tablet's clock is usually right. A guider may set the box's clock from it by up to a
+day either way (MAX_GUIDER_CHANGE_S), audited; a bigger change needs an administrator's
+account or the box's shell: a clock moved years ahead would make every clip the office
+holds look years old to sync's retention (which guards against that too, see
+appliance.sync.retention).
 
 Setting it is allowed at any time: capture times frames and sound on CLOCK_MONOTONIC,
 which a clock change does not move, so a running recording stays whole (it keeps the
-start date it was given). Web sessions are timed on the wall clock, so every one ends:
-a jump forward would end them anyway, a jump back would stretch them."""
+start date it was given). Web sessions are timed on the wall clock, so every one ends,
+in the same transaction as the audit entry: a jump forward would end them anyway, a jump
+back would stretch them."""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from appliance.errors import InputError
+from appliance.catalog.audit import check_actor
+from appliance.errors import AuthError, InputError
 from appliance.services.app import App
 from appliance.services.clock_backends import ClockBackend, backend_for
 from appliance.wall_clock import from_epoch_ms
@@ -25,6 +31,10 @@ EARLIEST = datetime(2026, 11, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 EARLIEST_MS = int(EARLIEST.timestamp()) * 1000
 LATEST_MS = int(LATEST.timestamp()) * 1000
+# A Pi without a real-time clock boots with the time it was shut down, often hours behind:
+# a guider may put that right. More, either way, moves retention's dates and every
+# recording's, so it needs an administrator's account (the audit log names which).
+MAX_GUIDER_CHANGE_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -50,12 +60,13 @@ class ClockSet:
     skew_before_s: float
     skew_s: float
     sessions_ended: int
+    warning: str | None = None   # set, but something is left to put right (network time)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data (POST /api/clock, `vigbox clock set --json`)."""
         return {**self.status.to_json(), "changed": self.changed,
                 "skew_before_s": round(self.skew_before_s, 3), "skew_s": round(self.skew_s, 3),
-                "sessions_ended": self.sessions_ended}
+                "sessions_ended": self.sessions_ended, "warning": self.warning}
 
 
 def skew(asked_epoch_ms: int, box_epoch_ms: int) -> float:
@@ -105,19 +116,26 @@ def parse_time(text: str) -> int:
     return check_tablet_time(round(when.timestamp() * 1000), whose="the given")
 
 
-def set_clock(app: App, tablet_epoch_ms: object, *, actor: str,
+def set_clock(app: App, tablet_epoch_ms: object, *, actor: str, admin: bool,
               only_if_beyond_max_skew: bool = True) -> ClockSet:
     """Set the box's clock to the tablet's time (or a time an administrator typed), when
     they differ by more than clock.max_skew_s (else nothing changes; `only_if_beyond_max_
-    skew=False`: whatever the difference). Audited as clock.set with the box's old time,
-    the new one and the account; every web session ends (see the module's docstring)."""
+    skew=False`: whatever the difference). Unless `admin` (an administrator's account, or
+    the box's shell), AuthError for a change of more than MAX_GUIDER_CHANGE_S. Audited as
+    clock.set with the box's old time, the new one and the account; every web session
+    ends (see the module's docstring)."""
     received = time.monotonic()
+    check_actor(actor)   # before the clock moves: a change must never go unaudited
     asked_ms = check_tablet_time(tablet_epoch_ms)
     clock = backend(app)
     before_ms = clock.now_ms()
     before_s = skew(asked_ms, before_ms)
     changed = abs(before_s) > app.config.clock.max_skew_s or not only_if_beyond_max_skew
+    if changed and not admin and abs(before_s) > MAX_GUIDER_CHANGE_S:
+        raise AuthError(f"the box's clock is {_days(before_s)} days off: an administrator "
+                        "must set it (log in as one)")
     ended = 0
+    done: dict[str, Any] = {}
     if changed:
         set_to: list[int] = []
 
@@ -128,20 +146,24 @@ def set_clock(app: App, tablet_epoch_ms: object, *, actor: str,
             return set_to[-1]
 
         done = clock.set(asked_now)
-        ended = _end_sessions(app)
-        app.catalog.audit.append("clock.set", None, actor=actor, detail={
-            "backend": clock.name, "box_time_before": iso(before_ms),
-            "set_to": iso(set_to[-1]), "asked_time": iso(asked_ms),
-            "skew_s": round(before_s, 3), "sessions_ended": ended, **done})
+        catalog = app.catalog
+        # One transaction: no session outlives the clock it was timed on unless the
+        # change is also in the audit log, nor the other way round.
+        with catalog.db.transaction() as db:
+            ended = catalog.sessions.end_everyone()
+            catalog.audit.append_in(db, "clock.set", None, actor=actor, detail={
+                "backend": clock.name, "box_time_before": iso(before_ms),
+                "set_to": iso(set_to[-1]), "asked_time": iso(asked_ms),
+                "skew_s": round(before_s, 3), "sessions_ended": ended, **done})
     now = status(app)
     elapsed_ms = round((time.monotonic() - received) * 1000)
     return ClockSet(now, changed, before_s, skew(asked_ms + elapsed_ms, now.box_epoch_ms),
-                    ended)
+                    ended, done.get("warning"))
 
 
-def _end_sessions(app: App) -> int:
-    # Sessions were timed on the clock that just jumped (see the module's docstring).
-    return sum(app.catalog.sessions.end_all(user.name) for user in app.catalog.accounts.list())
+def _days(skew_s: float) -> str:
+    days = abs(skew_s) / 86400
+    return f"{days:.1f}" if days < 10 else f"{days:.0f}"
 
 
 def _words(epoch_ms: int) -> str:

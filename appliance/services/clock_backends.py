@@ -43,7 +43,8 @@ class ClockBackend(Protocol):
 
     def set(self, tablet_now: TabletNow) -> dict[str, Any]:
         """Set the clock to `tablet_now()`, read at the last moment; what was done, for
-        the audit log."""
+        the audit log ("warning": something left to put right). Raises only when the
+        clock was not changed."""
 
 
 def show_argv() -> list[str]:
@@ -102,9 +103,28 @@ class TimedatedClock:
         self._tool(set_ntp_argv(False), "pausing network time", CHANGE_TIMEOUT_S)
         try:
             self._set_time(tablet_now, wait_for_ntp_off=True)
-        finally:
-            self._tool(set_ntp_argv(True), "turning network time on again", CHANGE_TIMEOUT_S)
+        except BaseException as e:
+            # The clock did not change: network time goes on again, and the first error
+            # is the one that says why the clock was not set.
+            problem = self._ntp_on_again()
+            if problem and isinstance(e, SystemToolError):
+                raise SystemToolError(f"{e}; also, {problem}") from e
+            raise
+        # The clock did change: a failure now must not hide that (the caller audits the
+        # change and ends the sessions), so it is told as a warning, not raised.
+        problem = self._ntp_on_again()
+        if problem:
+            return {"ntp": "paused while setting, NOT on again", "warning": problem}
         return {"ntp": "paused while setting, then on again"}
+
+    def _ntp_on_again(self) -> str | None:
+        """Turn network time on again; what went wrong, if it did."""
+        try:
+            self._tool(set_ntp_argv(True), "turning network time on again", CHANGE_TIMEOUT_S)
+        except SystemToolError as e:
+            return (f"network time could not be turned on again ({e}): run "
+                    "`sudo timedatectl set-ntp true` on the box")
+        return None
 
     def _ntp_state(self) -> dict[str, bool]:
         return parse_show(self._tool(show_argv(), "reading the clock's settings",

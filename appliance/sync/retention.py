@@ -2,7 +2,11 @@
 after its office copy was verified (sync.keep_days_after_sync), a closed case's recordings
 some days after it closed (sync.raw_keep_days) once nothing of them waits to be sent.
 Nothing unverified is ever deleted, and nothing to make room; clips and stills chosen for a
-case's next shared review stay. Every deletion is audited."""
+case's next shared review stay. Every deletion is audited.
+
+Every wait is measured on the box's clock, which a person may have set (clock.set in the
+audit log). Time across a jump of more than a day is not trusted: a wait that began before
+the newest such jump forward starts again at it (see _restart)."""
 
 from __future__ import annotations
 
@@ -14,10 +18,35 @@ from appliance.config import Config
 
 ACTOR = "retention"
 DAY = timedelta(days=1)
+# A change of the box's clock bigger than this is a jump, not a correction: the most a
+# guider may set it by (appliance.services.clock.MAX_GUIDER_CHANGE_S).
+JUMP = timedelta(hours=24)
 
 
-def _at(iso: str | None) -> datetime | None:
-    return datetime.fromisoformat(iso) if iso else None
+def _at(iso: object) -> datetime | None:
+    return datetime.fromisoformat(iso) if isinstance(iso, str) and iso else None
+
+
+def _restart(catalog: Catalog, now: datetime) -> datetime | None:
+    """Where waits that began earlier start again: the box's time right after the newest
+    clock.set that moved the clock by more than JUMP, if it moved it forward; else None.
+
+    A clock set years ahead (a tablet with a wrong date, a slip of the finger) would
+    otherwise make every verified clip look years old and be deleted at once. Since that
+    set, the box's clock has run true (as far as the box can know), so a wait counted from
+    it is never shorter than the real one: at worst, after a true jump forward (a box off
+    for weeks), something is kept one grace period longer than needed, never deleted
+    early. A later jump back (the mistake put right, as clock.set or by network time,
+    which the audit log does not see: the clock is then earlier than the jump's landing)
+    makes the clock true again and ends the restart; smaller changes neither start nor
+    end one."""
+    # Every clock.set, as small ones may follow the jump (each ends every session, so
+    # they are few: the bound only keeps a run's work finite).
+    for entry in reversed(catalog.audit.entries(limit=10_000, action="clock.set")):
+        before, after = _at(entry.detail.get("box_time_before")), _at(entry.detail.get("set_to"))
+        if before is not None and after is not None and abs(after - before) > JUMP:
+            return after if before < after <= now else None
+    return None
 
 
 def apply_retention(catalog: Catalog, config: Config, now: datetime) -> list[str]:
@@ -27,9 +56,14 @@ def apply_retention(catalog: Catalog, config: Config, now: datetime) -> list[str
     chosen = {(str(i.kind), i.item_id) for c in catalog.cases.list()
               for i in catalog.review_items.list(c.code)}
     grace = config.sync.keep_days_after_sync * DAY
+    restart = _restart(catalog, now)
+
+    def since(start: datetime | None) -> datetime | None:
+        return max(start, restart) if start is not None and restart is not None else start
+
     for item in items:
         kind = str(item.kind)
-        verified = _at(item.verified_at)
+        verified = since(_at(item.verified_at))
         if item.status is not SyncStatus.VERIFIED or verified is None or \
                 item.kind not in (SyncKind.CLIP, SyncKind.STILL, SyncKind.FILM) or \
                 now - verified < grace or (kind, item.item_id) in chosen:
@@ -38,7 +72,7 @@ def apply_retention(catalog: Catalog, config: Config, now: datetime) -> list[str
             deleted.append(item.item_id)
     waiting = {i.recording_id for i in items
                if i.status in (SyncStatus.PLANNED, SyncStatus.SEALED)}
-    closed = {c.code: _at(c.closed_at) for c in catalog.cases.list() if c.closed_at}
+    closed = {c.code: since(_at(c.closed_at)) for c in catalog.cases.list() if c.closed_at}
     for rec in catalog.recordings.list():
         ended = closed.get(rec.case or "")
         if ended is None or rec.path is None or rec.id in waiting or \

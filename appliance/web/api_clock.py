@@ -1,5 +1,6 @@
 """The box's clock as JSON: any logged-in account may read it and set it from the
-tablet's clock (a Pi has no real-time clock; the audit log names who set it)."""
+tablet's clock by up to a day (a Pi has no real-time clock and wakes with the time it
+was shut down); a bigger change needs an administrator. The audit log names who set it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from appliance.services import clock
 from appliance.web import body
 from appliance.web.context import ctx
-from appliance.web.security import actor
+from appliance.web.security import actor, current_user
 
 bp = Blueprint("api_clock", __name__, url_prefix="/api")
 
@@ -23,7 +24,10 @@ def read() -> Response:
 @bp.post("/clock")
 def set_from_tablet() -> Response:
     """{"tablet_epoch_ms": Date.now()}: set the box's clock to the tablet's if they differ
-    by more than max_skew_s; every session then ends (log in again)."""
+    by more than max_skew_s; every session then ends (log in again). 403 for a guider when
+    they differ by more than a day."""
     data = body.json_body(allowed={"tablet_epoch_ms"})
     tablet_epoch_ms = body.integer(data, "tablet_epoch_ms")
-    return jsonify(clock.set_clock(ctx().app, tablet_epoch_ms, actor=actor()).to_json())
+    user = current_user()
+    return jsonify(clock.set_clock(ctx().app, tablet_epoch_ms, actor=actor(),
+                                   admin=user is not None and user.is_admin).to_json())

@@ -1,6 +1,8 @@
 // Home: when the box's clock and this tablet's differ by more than the box allows, offer
 // to set the box's from the tablet's. A Pi has no real-time clock, and recordings carry
-// the box's date. Setting it ends every session (they are timed by the clock).
+// the box's date. Setting it ends every session (they are timed by the clock). A guider
+// may move it by up to a day; the box says so, in the banner, when more needs an
+// administrator.
 "use strict";
 (function () {
   const {api, say, localTime, el} = window.vig;
@@ -48,17 +50,30 @@
         say("The box's clock was already right.");
         return;
       }
+      const told = [
+        el("strong", {text: "The box's clock now says " + shown(done.box_epoch_ms) + ". "}),
+        "Everyone was logged out, as sessions are timed by the clock: log in again."];
+      if (done.warning) told.push(" Tell the administrator: " + done.warning + ".");
       banner.replaceChildren(
-        el("p", {id: "clock-done"}, [
-          el("strong", {text: "The box's clock now says " + shown(done.box_epoch_ms) + ". "}),
-          "Everyone was logged out, as sessions are timed by the clock: log in again."]),
+        el("p", {id: "clock-done"}, told),
         el("a", {class: "button primary", id: "clock-relogin", href: "/login?next=/",
                  text: "Log in again"}));
     } catch (e) {
       delete document.body.dataset.loggedOut;
       button.disabled = false;
-      say(e.message, "error");
+      refused(e.message);
     }
+  }
+
+  // Why the box did not take the tablet's time (e.g. more than a day needs an
+  // administrator), kept in the banner next to the clocks, where the guider looks.
+  function refused(message) {
+    let p = document.getElementById("clock-refused");
+    if (!p) {
+      p = el("p", {id: "clock-refused", class: "error"});
+      banner.append(p);
+    }
+    p.textContent = message.charAt(0).toUpperCase() + message.slice(1) + ".";
   }
 
   async function check() {
