@@ -1,10 +1,11 @@
 """The box's clock against the tablet's. A Pi 4 has no real-time clock and a family home
 no network time, so the box may boot with a wrong date and date its recordings by it;
-the tablet's clock is usually right. A guider may set the box's clock from it by up to a
-day either way (MAX_GUIDER_CHANGE_S), audited; a bigger change needs an administrator's
-account or the box's shell: a clock moved years ahead would make every clip the office
-holds look years old to sync's retention (which guards against that too, see
-appliance.sync.retention).
+the tablet's clock is usually right. A guider may set the box's clock forward from it by
+any amount (a Pi switched off over a weekend boots days behind), and back by up to a day
+(MAX_GUIDER_CHANGE_S); putting it back further needs an administrator's account or the
+box's shell, as it re-dates what is recorded next into the past. All of it is audited.
+A clock moved far ahead would make every clip the office holds look old to sync's
+retention, which guards against that (see appliance.sync.retention).
 
 Setting it is allowed at any time: capture times frames and sound on CLOCK_MONOTONIC,
 which a clock change does not move, so a running recording stays whole (it keeps the
@@ -31,9 +32,9 @@ EARLIEST = datetime(2026, 11, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 EARLIEST_MS = int(EARLIEST.timestamp()) * 1000
 LATEST_MS = int(LATEST.timestamp()) * 1000
-# A Pi without a real-time clock boots with the time it was shut down, often hours behind:
-# a guider may put that right. More, either way, moves retention's dates and every
-# recording's, so it needs an administrator's account (the audit log names which).
+# A Pi without a real-time clock boots with the time it was shut down, hours or days
+# behind: a guider may put that right. A box ahead of the tablet by more than this is
+# put back only by an administrator (the audit log names which).
 MAX_GUIDER_CHANGE_S = 24 * 3600
 
 
@@ -121,7 +122,7 @@ def set_clock(app: App, tablet_epoch_ms: object, *, actor: str, admin: bool,
     """Set the box's clock to the tablet's time (or a time an administrator typed), when
     they differ by more than clock.max_skew_s (else nothing changes; `only_if_beyond_max_
     skew=False`: whatever the difference). Unless `admin` (an administrator's account, or
-    the box's shell), AuthError for a change of more than MAX_GUIDER_CHANGE_S. Audited as
+    the box's shell), AuthError for putting it back by more than MAX_GUIDER_CHANGE_S. Audited as
     clock.set with the box's old time, the new one and the account; every web session
     ends (see the module's docstring)."""
     received = time.monotonic()
@@ -131,9 +132,9 @@ def set_clock(app: App, tablet_epoch_ms: object, *, actor: str, admin: bool,
     before_ms = clock.now_ms()
     before_s = skew(asked_ms, before_ms)
     changed = abs(before_s) > app.config.clock.max_skew_s or not only_if_beyond_max_skew
-    if changed and not admin and abs(before_s) > MAX_GUIDER_CHANGE_S:
-        raise AuthError(f"the box's clock is {_days(before_s)} days off: an administrator "
-                        "must set it (log in as one)")
+    if changed and not admin and before_s > MAX_GUIDER_CHANGE_S:
+        raise AuthError(f"the box's clock is {_days(before_s)} days ahead of this tablet: "
+                        "an administrator must set it back (log in as one)")
     ended = 0
     done: dict[str, Any] = {}
     if changed:

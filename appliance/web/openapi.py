@@ -117,7 +117,8 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("get", "/api/clock", "The box's time (box_epoch_ms) and max_skew_s: how far the "
      "tablet's clock may differ before the tablet offers to set the box's", None),
     ("post", "/api/clock", "Set the box's clock from the tablet's (Date.now()) if they differ "
-     "by more than max_skew_s; audited; every session ends, so log in again",
+     "by more than max_skew_s; audited; every session ends, so log in again. 403 when a "
+     "guider would put it back by more than a day: that needs an administrator",
      _body({"tablet_epoch_ms": {"type": "integer"}}, ["tablet_epoch_ms"])),
     ("get", "/api/openapi.json", "This document", None),
 ]
