@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +56,10 @@ def cmd_wifi(args: argparse.Namespace, config: Config) -> int:
     if args.wifi_command == "show":
         report, action = wifi_service.show(net), WifiAction.SHOW
     else:
+        if not dry_run:
+            # Over SSH on the Wi-Fi being remade, the session drops mid-way: the setup and
+            # its audit entry must still finish (the output may be lost; `wifi show` has it).
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         report = wifi_service.setup(net, new_passphrase=args.new_passphrase, dry_run=dry_run)
         action = WifiAction.SETUP
     if not dry_run:
