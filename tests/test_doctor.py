@@ -264,11 +264,17 @@ def test_vigbox_doctor_offline_reports_the_keys_as_they_are_set_up(
 
 
 # `vigbox doctor ARGS`, with what the doctor needs imported before vigbox becomes the data
-# dir's owner: this machine's Python may be where only root reads (/root/.pyenv); a box's
-# is not.
+# dir's owner: this machine's Python, and a checkout in a fresh `mktemp -d`, may be where
+# only root reads (/root/.pyenv, a 0700 folder); a box's are not. The modules the doctor
+# imports only when it uses them (the simulated microphone, the level, the keys) too.
 DOCTOR_AS_OWNER = """
 import sys
+import appliance.capture.devices
+import appliance.capture.mic_level
+import appliance.capture.mic_synthetic
 import appliance.services.doctor
+import appliance.services.keys
+import appliance.sync.dest_sftp
 from appliance.cli import main
 raise SystemExit(main(["doctor", *sys.argv[1:]]))
 """
