@@ -66,11 +66,7 @@ class Box:
     office_identity: x25519.Identity
     url: str
     sup: Supervisor
-
-    @property
-    def daemon(self) -> DaemonClient:
-        """The capture daemon's control socket, as the web service uses it."""
-        return DaemonClient(load_config(self.config_path).socket)
+    daemon: DaemonClient   # the capture daemon's control socket, as the web service uses it
 
     def tablet(self) -> Client:
         """A logged-in tablet."""
@@ -155,7 +151,9 @@ def running_box(root: Path, *, services: tuple[str, ...] = ("capture", "encode",
     config_path, office, identity = make_box_config(root, port=port,
                                                     bandwidth_kbps=bandwidth_kbps,
                                                     resolution=resolution)
-    data_dir = Path(load_config(config_path).data_dir)
+    config = load_config(config_path)
+    data_dir = Path(config.data_dir)
     with Supervisor(data_dir, config=config_path, on_event=on_event) as sup:
         sup.start(services)
-        yield Box(data_dir, config_path, office, identity, f"http://127.0.0.1:{port}/", sup)
+        yield Box(data_dir, config_path, office, identity, f"http://127.0.0.1:{port}/", sup,
+                  DaemonClient(config.socket))

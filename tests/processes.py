@@ -33,6 +33,19 @@ low_disk_mb = 16
     return path
 
 
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+                 timeout: float = STOP_TIMEOUT_S) -> None:
+    """`sig` (as systemd or a terminal would send), then SIGKILL if it does not go in
+    `timeout`; always reaped."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()
+
+
 class DaemonProcess:
     """`python -m appliance capture ARGS` for the length of a `with` block.
 

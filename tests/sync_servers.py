@@ -34,6 +34,8 @@ from types import TracebackType
 
 import pytest
 
+from tests.processes import stop_process
+
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -85,17 +87,6 @@ def public_key_line(private_key: Path) -> str:
     """'ssh-ed25519 AAAA...' of a key made by `make_ssh_key` (without its comment)."""
     kind, blob = Path(f"{private_key}.pub").read_text().split()[:2]
     return f"{kind} {blob}"
-
-
-def _stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it does not go; always reaped."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    proc.wait()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -277,7 +268,7 @@ class OpenSshServer:
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             if self._wait_ready():
                 return
-            _stop_process(self.proc)
+            stop_process(self.proc, timeout=STOP_TIMEOUT_S)
             if "Address already in use" not in self.log():
                 break
         raise AssertionError(f"sshd did not start on {self.host}:{self.port}:\n{self.log()}")
@@ -304,7 +295,7 @@ class OpenSshServer:
         if self.proc is None:
             return
         sessions = _descendants(self.proc.pid)
-        _stop_process(self.proc)
+        stop_process(self.proc, timeout=STOP_TIMEOUT_S)
         for pid in sessions:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -669,7 +660,7 @@ class S3Server:
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             if self._wait_ready():
                 return
-            _stop_process(self.proc)
+            stop_process(self.proc, timeout=STOP_TIMEOUT_S)
             if "address already in use" not in self.log():
                 break
         raise AssertionError(f"rclone serve s3 did not start:\n{self.log()}")
@@ -695,7 +686,7 @@ class S3Server:
     def stop(self) -> None:
         """Stop rclone (SIGTERM, then SIGKILL), reaped."""
         if self.proc is not None:
-            _stop_process(self.proc)
+            stop_process(self.proc, timeout=STOP_TIMEOUT_S)
 
     def __enter__(self) -> S3Server:
         self.start()

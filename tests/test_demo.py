@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.appliance_box import free_port, wait_for
+from tests.processes import stop_process
 from tests.tablet import Client
 
 STOP_TIMEOUT_S = 150
@@ -47,13 +48,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, 
     try:
         yield proc, data_dir, log, port
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, signal.SIGINT, STOP_TIMEOUT_S)
         for pid in _processes_in(data_dir):
             os.kill(pid, signal.SIGKILL)
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from appliance.catalog.audit import check_actor
+from appliance.catalog.db import utc_now
 from appliance.errors import AuthError, InputError
 from appliance.services.app import App
 from appliance.services.clock_backends import ClockBackend, backend_for
@@ -77,7 +78,7 @@ def skew(asked_epoch_ms: int, box_epoch_ms: int) -> float:
 
 def iso(epoch_ms: int) -> str:
     """An instant as ISO 8601 UTC with milliseconds (as the catalog writes times)."""
-    return from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds")
+    return utc_now(from_epoch_ms(epoch_ms))
 
 
 def backend(app: App) -> ClockBackend:
