@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -567,39 +568,39 @@ def test_cli_says_when_the_access_point_did_not_start(nm: StandInNM, wifi_config
     assert "NOT STARTED" in result.stdout and "passphrase    " in result.stdout
 
 
+@pytest.fixture
+def nobody_data() -> Iterator[tuple[Path, pwd.struct_passwd]]:
+    """A data dir owned by `nobody`, as the box's belongs to its service user, in a
+    folder others may enter (not root's 0700 temp dir)."""
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="vigbox-wifi-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        data.mkdir()
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+        yield data, nobody
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @needs_root
 def test_the_catalog_is_written_as_its_owner_while_root_stays_for_nmcli(
-        tmp_path: Path) -> None:
-    nobody = pwd.getpwnam("nobody")
-    base = Path(tempfile.mkdtemp(prefix="vigbox-wifi-", dir="/tmp"))
-    try:
-        base.chmod(0o755)
-        data = base / "data"
-        data.mkdir()
-        os.chown(data, nobody.pw_uid, nobody.pw_gid)
-        config = load_config(write_test_config(tmp_path / "config.toml", data))
-        with catalog_as_owner(config) as app:
-            app.catalog.audit.append("wifi.setup", "vigbox-ap", actor="alice")
-        assert os.geteuid() == 0 and os.getegid() == 0
-        made = list(data.rglob("*"))
-        assert made and {p.stat().st_uid for p in made} == {nobody.pw_uid}
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+        tmp_path: Path, nobody_data: tuple[Path, pwd.struct_passwd]) -> None:
+    data, nobody = nobody_data
+    config = load_config(write_test_config(tmp_path / "config.toml", data))
+    with catalog_as_owner(config) as app:
+        app.catalog.audit.append("wifi.setup", "vigbox-ap", actor="alice")
+    assert os.geteuid() == 0 and os.getegid() == 0
+    made = list(data.rglob("*"))
+    assert made and {p.stat().st_uid for p in made} == {nobody.pw_uid}
 
 
 @needs_root
-def test_cli_setup_as_root_on_a_service_owned_data_dir(nm: StandInNM, wifi_config: Path,
-                                                       tmp_path: Path) -> None:
-    nobody = pwd.getpwnam("nobody")
-    base = Path(tempfile.mkdtemp(prefix="vigbox-wifi-", dir="/tmp"))
-    try:
-        base.chmod(0o755)
-        data = base / "data"
-        data.mkdir()
-        os.chown(data, nobody.pw_uid, nobody.pw_gid)
-        result = run_vigbox(wifi_config, data, "wifi", "setup", "--json",
-                            env={"PATH": os.environ["PATH"], "SUDO_USER": "alice"})
-        assert result.returncode == 0, result.stderr
-        assert {p.stat().st_uid for p in data.rglob("*")} == {nobody.pw_uid}
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+def test_cli_setup_as_root_on_a_service_owned_data_dir(
+        nm: StandInNM, wifi_config: Path, nobody_data: tuple[Path, pwd.struct_passwd]) -> None:
+    data, nobody = nobody_data
+    result = run_vigbox(wifi_config, data, "wifi", "setup", "--json",
+                        env={"PATH": os.environ["PATH"], "SUDO_USER": "alice"})
+    assert result.returncode == 0, result.stderr
+    assert {p.stat().st_uid for p in data.rglob("*")} == {nobody.pw_uid}
