@@ -50,14 +50,16 @@ def fill(directory: Path, leave_bytes: int) -> Path:
     """Write a filler file until only `leave_bytes` are free (0: completely full)."""
     filler = directory / "filler"
     chunk = b"\0" * MB
-    with filler.open("wb") as f:
+    # Unbuffered: the recorder writes at the same time, so a write may land only in part;
+    # a buffered file would keep the rest and fail again when closed.
+    with filler.open("wb", buffering=0) as f:
         while True:
             room = free_bytes(directory) - leave_bytes
             if room <= 0:
                 break
             try:
-                f.write(chunk[:min(MB, room)])
-                f.flush()
+                if f.write(chunk[:min(MB, room)]) == 0:
+                    break
             except OSError:
                 break
     return filler
