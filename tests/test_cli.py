@@ -62,6 +62,22 @@ def test_human_output_without_json(vigbox: Any) -> None:
     assert vigbox("recover").stdout.strip() == "nothing to recover"
 
 
+@pytest.mark.parametrize("args", [("recordings",), ("cases", "--json")])
+def test_a_reader_that_stops_reading_is_not_an_error(args: tuple[str, ...],
+                                                      cli_env: dict[str, str]) -> None:
+    """`vigbox audit | head`: the pipe closes early; no traceback, the shell's SIGPIPE code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, as after `head` has exited
+    try:
+        proc = subprocess.run([sys.executable, "-m", "appliance", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                              env=cli_env, timeout=60)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141
+
+
 def test_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "appliance", "--version"], capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
