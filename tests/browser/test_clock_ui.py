@@ -64,6 +64,12 @@ def test_a_wrong_box_clock_is_set_from_the_tablet(browser: Engine, box: Box,
         assert "log in again" in done
         assert browser.eval_js("return location.pathname") == "/", \
             "the guider reads why before the login page"
+        # Logged out: nothing on Home may look as if it still worked.
+        assert browser.eval_js("return [...document.querySelectorAll('.home button, "
+                               ".home select')].every(c => c.disabled)") is True
+        assert browser.eval_js("return document.getElementById('live').hasAttribute('src')") \
+            is False
+        assert browser.eval_js(TEXT_JS, "live-note") == "Log in again to see the live picture."
         box_ms = box.vigbox("clock", "--json")["box_epoch_ms"]
         assert abs(box_ms / 1000 - datetime.now(UTC).timestamp()) < 10
         # The newest clock.set, not the newest entry: the live view audits itself too.

@@ -54,6 +54,7 @@
         el("strong", {text: "The box's clock now says " + shown(done.box_epoch_ms) + ". "}),
         "Everyone was logged out, as sessions are timed by the clock: log in again."];
       if (done.warning) told.push(" Tell the administrator: " + done.warning + ".");
+      document.dispatchEvent(new CustomEvent("vig:logged-out"));
       banner.replaceChildren(
         el("p", {id: "clock-done"}, told),
         el("a", {class: "button primary", id: "clock-relogin", href: "/login?next=/",

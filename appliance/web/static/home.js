@@ -14,6 +14,7 @@
   };
   let state = null;
   let busy = false;
+  let ended = false;   // every session ended (the clock was set): nothing here works
 
   function show(status) {
     state = status.state;
@@ -27,7 +28,7 @@
     const rec = status.recording;
     const recording = state === "recording";
     const button = $("record");
-    button.disabled = busy || !(state === "ready" || recording || state === "error");
+    button.disabled = ended || busy || !(state === "ready" || recording || state === "error");
     button.classList.toggle("stop", recording);
     $("record-label").textContent = recording ? "Stop" : "Record";
     $("mark").hidden = !recording;
@@ -36,7 +37,7 @@
     $("elapsed").textContent = clock(elapsed);
     $("remaining").textContent = clock((status.max_seconds || 600) - elapsed);
     $("free").textContent = Math.floor(status.free_minutes);
-    $("case").disabled = recording;
+    $("case").disabled = ended || recording;
     $("virtual-button").hidden = !status.simulated_button;
     if (status.case !== undefined && document.activeElement !== $("case")) {
       $("case").value = status.case || "";
@@ -138,9 +139,11 @@
   }
 
   async function nextFrame() {
+    if (ended) return;
     if (document.hidden) { setTimeout(nextFrame, 1000); return; }
     try {
       const r = await fetch("/api/live.jpg", {cache: "no-store", headers: {"X-Vigbox-Poll": "1"}});
+      if (ended) return;
       if (!r.ok) throw new Error((await r.json()).error || "no picture");
       const taken = r.headers.get("X-Frame-Time-Ns");
       failures = 0;
@@ -163,6 +166,14 @@
       setTimeout(nextFrame, Math.min(5000, 500 * failures));
     }
   }
+
+  // The clock was set and every session ended (clock.js): nothing here works until the
+  // guider logs in again, so nothing here may look as if it would.
+  document.addEventListener("vig:logged-out", () => {
+    ended = true;
+    for (const c of document.querySelectorAll(".home button, .home select")) c.disabled = true;
+    noPicture("Log in again to see the live picture.");
+  });
 
   $("record").addEventListener("click", press);
   $("mark").addEventListener("click", mark);
