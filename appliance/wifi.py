@@ -175,27 +175,60 @@ def unreachable_ui(net: Network) -> str | None:
 # -- nmcli argv ---------------------------------------------------------------------------
 
 
-def add_profile_argv(net: Network, psk: str) -> list[str]:
-    """`nmcli connection add` of the whole access point in one step: WPA2-AES only
-    (RSN, CCMP both ways), the box's fixed address with NetworkManager's DHCP server for
-    the tablet (shared), no IPv6, up by itself at boot."""
-    radio = ["802-11-wireless.mode", "ap", "802-11-wireless.band", net.band]
-    if net.channel:
-        radio += ["802-11-wireless.channel", str(net.channel)]
-    return ["nmcli", "connection", "add", "type", "wifi", "ifname", net.interface,
-            "con-name", net.profile, "ssid", net.ssid,
-            "connection.autoconnect", "yes",
-            "connection.autoconnect-priority", str(AUTOCONNECT_PRIORITY),
-            *radio,
-            "ipv4.method", "shared", "ipv4.addresses", net.address,
-            "ipv6.method", "disabled",
-            "wifi-sec.key-mgmt", "wpa-psk", "wifi-sec.proto", "rsn",
-            "wifi-sec.pairwise", "ccmp", "wifi-sec.group", "ccmp",
-            # The Pi's Wi-Fi chip (brcmfmac) cannot do protected management frames as
-            # an access point: with PMF on, clients fail the handshake or the AP never
-            # starts (raspberrypi/linux#3619, #7247).
-            "wifi-sec.pmf", "disable",
-            "wifi-sec.psk", psk]
+def keyfile_name(net: Network, uuid: str) -> str:
+    """The profile's file in NetworkManager's keyfile folder. The UUID keeps it apart
+    from an older profile of the same name, which is removed only once this one is in."""
+    return f"{net.profile}-{uuid}.nmconnection"
+
+
+def keyfile_text(net: Network, psk: str, uuid: str) -> str:
+    """The whole access point as a NetworkManager keyfile, the passphrase inside: the
+    file (root, 0600) is how the passphrase reaches NetworkManager without ever being on
+    a command line, where any local user could read it in /proc while nmcli runs.
+    WPA2-AES only (RSN, CCMP both ways), the box's fixed address with NetworkManager's
+    DHCP server for the tablet (shared), no IPv6, up by itself at boot."""
+    wifi = {"mode": "ap", "band": net.band,
+            **({"channel": str(net.channel)} if net.channel else {}),
+            "ssid": _keyfile_ssid(net.ssid)}
+    sections: dict[str, dict[str, str]] = {
+        "connection": {"id": _keyfile_string(net.profile), "uuid": uuid, "type": "wifi",
+                       "interface-name": net.interface, "autoconnect": "true",
+                       "autoconnect-priority": str(AUTOCONNECT_PRIORITY)},
+        "wifi": wifi,
+        "wifi-security": {"key-mgmt": "wpa-psk", "proto": "rsn;", "pairwise": "ccmp;",
+                          "group": "ccmp;",
+                          # The Pi's Wi-Fi chip (brcmfmac) cannot do protected management
+                          # frames as an access point: with PMF on, clients fail the
+                          # handshake or the AP never starts (raspberrypi/linux#3619,
+                          # #7247). 1 = disable.
+                          "pmf": "1", "psk": _keyfile_string(psk)},
+        "ipv4": {"method": "shared", "address1": net.address},
+        "ipv6": {"method": "disabled"},
+    }
+    return "\n".join(f"[{name}]\n" + "".join(f"{k}={v}\n" for k, v in keys.items())
+                     for name, keys in sections.items())
+
+
+def _keyfile_string(value: str) -> str:
+    """A string as GLib's key files read it back exactly: a backslash doubled, every
+    space as \\s (a leading or trailing one would otherwise be trimmed)."""
+    return (value.replace("\\", "\\\\").replace(" ", "\\s").replace("\n", "\\n")
+            .replace("\t", "\\t").replace("\r", "\\r"))
+
+
+def _keyfile_ssid(ssid: str) -> str:
+    """A network name as NetworkManager reads it: plain when it is printable ASCII that
+    needs no escaping, else its bytes as a list (how NetworkManager itself writes such
+    names, e.g. one with an umlaut)."""
+    raw = ssid.encode("utf-8")
+    if all(0x21 <= b <= 0x7E for b in raw) and not set(ssid) & set(";\\#"):
+        return ssid
+    return "".join(f"{b};" for b in raw)
+
+
+def load_profile_argv(path: str) -> list[str]:
+    """Have NetworkManager read a keyfile it does not know yet (or read it again)."""
+    return ["nmcli", "connection", "load", path]
 
 
 def list_profiles_argv() -> list[str]:
@@ -242,6 +275,6 @@ def uuids_named(listing: str, name: str) -> list[str]:
     return found
 
 
-def shown(argv: Sequence[str], secret: str | None) -> str:
-    """An argv as one line for people, the secret as ***."""
-    return " ".join("***" if secret and a == secret else shlex.quote(a) for a in argv)
+def shown(argv: Sequence[str]) -> str:
+    """An argv as one line for people (none holds the passphrase: it goes in a keyfile)."""
+    return " ".join(shlex.quote(a) for a in argv)

@@ -52,16 +52,14 @@ with open(STATE / "calls.jsonl", "a") as log:
     log.write(json.dumps([name, *args]) + "\\n")
 store = STATE / "profiles.json"
 profiles = json.loads(store.read_text()) if store.exists() else {{}}
-ALIASES = {{"type": "connection.type", "ifname": "connection.interface-name",
-           "con-name": "connection.id", "ssid": "802-11-wireless.ssid",
-           "wifi-sec.psk": "802-11-wireless-security.psk"}}
+SECTIONS = {{"wifi": "802-11-wireless", "wifi-security": "802-11-wireless-security"}}
 
 
-def fail_if_asked(step, psk=""):
+def fail_if_asked(step):
     asked = STATE / ("fail-" + step)
     if asked.exists():
         code, _, message = asked.read_text().partition("\\n")
-        sys.stderr.write(message.replace("{{psk}}", psk))
+        sys.stderr.write(message)
         sys.exit(int(code))
 
 
@@ -76,12 +74,22 @@ elif args[:3] == ["--escape", "no", "-g"] and args[4:7] == ["connection", "show"
     value = profiles[args[7]].get(args[3], "")
     # Like NetworkManager: a secret is only shown with -s.
     print("" if args[3].endswith(".psk") and not show_secrets else value)
-elif args[:2] == ["connection", "add"]:
-    fields = {{ALIASES.get(k, k): v for k, v in zip(args[2::2], args[3::2])}}
-    fail_if_asked("add", fields.get("802-11-wireless-security.psk", ""))
-    key = str(uuid.uuid4())
-    profiles[key] = fields
-    print("Connection '%s' (%s) successfully added." % (fields["connection.id"], key))
+elif args[:2] == ["connection", "load"]:
+    # Like NetworkManager: a file it will not take is "Could not load", and exit 0.
+    path = Path(args[2])
+    if (STATE / "fail-load").exists() or path.stat().st_mode & 0o077:
+        sys.stderr.write("Could not load file '%s'\\n" % path)
+    else:
+        fields, section = {{}}, None
+        for line in path.read_text().splitlines():
+            if line.startswith("["):
+                section = SECTIONS.get(line[1:-1], line[1:-1])
+            elif "=" in line:
+                key, _, value = line.partition("=")
+                key = "addresses" if key == "address1" else key
+                value = value.replace("\\\\s", " ").replace("\\\\\\\\", "\\\\")
+                fields[section + "." + key] = value
+        profiles[fields.pop("connection.uuid")] = fields
 elif args[:3] == ["connection", "delete", "uuid"]:
     fail_if_asked("delete")
     del profiles[args[3]]
@@ -99,6 +107,7 @@ class StandInNM:
     def __init__(self, root: Path) -> None:
         self.state = root / "nm"
         self.bin = root / "bin"
+        self.keyfiles = root / "system-connections"
         self.state.mkdir()
         self.bin.mkdir()
         script = STAND_IN.format(python=sys.executable, state=str(self.state))
@@ -115,6 +124,10 @@ class StandInNM:
         store = self.state / "profiles.json"
         return json.loads(store.read_text()) if store.exists() else {}
 
+    def env(self) -> dict[str, str]:
+        """What a `vigbox` child needs to use this stand-in."""
+        return {"PATH": os.environ["PATH"], "VIGBOX_NM_KEYFILE_DIR": str(self.keyfiles)}
+
     def fail(self, step: str, code: int, message: str = "") -> None:
         (self.state / f"fail-{step}").write_text(f"{code}\n{message}")
 
@@ -130,9 +143,10 @@ class StandInNM:
 
 @pytest.fixture
 def nm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInNM:
-    """The stand-in nmcli first on PATH for this test."""
+    """The stand-in nmcli first on PATH for this test, its keyfile folder in tmp."""
     stand_in = StandInNM(tmp_path)
     monkeypatch.setenv("PATH", f"{stand_in.bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("VIGBOX_NM_KEYFILE_DIR", str(stand_in.keyfiles))
     return stand_in
 
 
@@ -235,19 +249,52 @@ def test_wpa2_takes_8_to_63_printable_ascii_characters(psk: str, usable: bool) -
 # -- the nmcli argv lists ----------------------------------------------------------------
 
 
-def test_the_access_point_profile_is_wpa2_aes_with_the_fixed_address() -> None:
-    argv = wifi.add_profile_argv(NET, "k7dm-wq3e-9hxa-tnp4")
-    assert argv[:3] == ["nmcli", "connection", "add"]
-    assert pairs(argv, 3) == {
-        "type": "wifi", "ifname": "wlan0", "con-name": "vigbox-ap", "ssid": "vigbox-Kuche-2",
-        "connection.autoconnect": "yes", "connection.autoconnect-priority": "100",
-        "802-11-wireless.mode": "ap", "802-11-wireless.band": "bg",
-        "ipv4.method": "shared", "ipv4.addresses": "10.42.0.1/24", "ipv6.method": "disabled",
-        "wifi-sec.key-mgmt": "wpa-psk", "wifi-sec.proto": "rsn", "wifi-sec.pairwise": "ccmp",
-        "wifi-sec.group": "ccmp", "wifi-sec.pmf": "disable",
-        "wifi-sec.psk": "k7dm-wq3e-9hxa-tnp4"}
+def keyfile_sections(text: str) -> dict[str, dict[str, str]]:
+    """A keyfile's sections and raw values, as written."""
+    found: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = found.setdefault(line[1:-1], {})
+        elif line:
+            key, _, value = line.partition("=")
+            section[key] = value
+    return found
+
+
+def test_the_access_point_keyfile_is_wpa2_aes_with_the_fixed_address() -> None:
+    uuid = "0b4c5d6e-1111-4222-8333-944455566677"
+    text = wifi.keyfile_text(NET, "k7dm-wq3e-9hxa-tnp4", uuid)
+    assert keyfile_sections(text) == {
+        "connection": {"id": "vigbox-ap", "uuid": uuid, "type": "wifi",
+                       "interface-name": "wlan0", "autoconnect": "true",
+                       "autoconnect-priority": "100"},
+        "wifi": {"mode": "ap", "band": "bg", "ssid": "vigbox-Kuche-2"},
+        "wifi-security": {"key-mgmt": "wpa-psk", "proto": "rsn;", "pairwise": "ccmp;",
+                          "group": "ccmp;", "pmf": "1", "psk": "k7dm-wq3e-9hxa-tnp4"},
+        "ipv4": {"method": "shared", "address1": "10.42.0.1/24"},
+        "ipv6": {"method": "disabled"}}
     channel6 = wifi.network_for(WifiConfig(channel=6), "box", 8080)
-    assert pairs(wifi.add_profile_argv(channel6, "x" * 8), 3)["802-11-wireless.channel"] == "6"
+    assert keyfile_sections(wifi.keyfile_text(channel6, "x" * 8, uuid))["wifi"]["channel"] \
+        == "6"
+    assert wifi.keyfile_name(NET, uuid) == f"vigbox-ap-{uuid}.nmconnection"
+
+
+@pytest.mark.parametrize("ssid, written", [
+    ("vigbox-box", "vigbox-box"),
+    ("a b", "97;32;98;"),                  # a space: as bytes, never trimmed
+    ("ü;", "195;188;59;"),                 # UTF-8 and a list separator
+    ("x#y", "120;35;121;"),                # a comment sign
+])
+def test_an_ssid_is_written_plain_only_when_nothing_in_it_needs_escaping(
+        ssid: str, written: str) -> None:
+    net = wifi.network_for(WifiConfig(ssid=ssid), "box", 8080)
+    assert keyfile_sections(wifi.keyfile_text(net, "x" * 8, "u"))["wifi"]["ssid"] == written
+
+
+def test_a_passphrase_is_escaped_as_glib_key_files_read_it() -> None:
+    psk = " a\\b c "
+    written = keyfile_sections(wifi.keyfile_text(NET, psk, "u"))["wifi-security"]["psk"]
+    assert written == "\\sa\\\\b\\sc\\s"
 
 
 def test_the_other_nmcli_steps_as_lists() -> None:
@@ -258,6 +305,9 @@ def test_the_other_nmcli_steps_as_lists() -> None:
     assert wifi.read_field_argv("U", "ipv4.addresses") == [
         "nmcli", "--escape", "no", "-g", "ipv4.addresses", "connection", "show", "uuid", "U"]
     assert wifi.delete_profile_argv("U") == ["nmcli", "connection", "delete", "uuid", "U"]
+    assert wifi.load_profile_argv("/etc/NetworkManager/system-connections/x.nmconnection") \
+        == ["nmcli", "connection", "load", "/etc/NetworkManager/system-connections/"
+            "x.nmconnection"]
     assert wifi.up_argv() == ["nmcli", "connection", "up", "id", "vigbox-ap"]
     assert wifi.radio_on_argv() == ["nmcli", "radio", "wifi", "on"]
     assert wifi.country_argv("GB", raspi_config=True) == [
@@ -274,10 +324,9 @@ def test_profiles_are_found_by_their_unescaped_name() -> None:
     assert wifi.uuids_named("", "vigbox-ap") == []
 
 
-def test_commands_are_shown_with_the_passphrase_hidden() -> None:
-    argv = wifi.add_profile_argv(NET, "k7dm-wq3e-9hxa-tnp4")
-    line = wifi.shown(argv, "k7dm-wq3e-9hxa-tnp4")
-    assert "k7dm" not in line and line.endswith("wifi-sec.psk ***")
+def test_commands_are_shown_quoted_for_a_shell() -> None:
+    assert wifi.shown(["nmcli", "connection", "load", "/a b/c"]) == \
+        "nmcli connection load '/a b/c'"
 
 
 # -- the QR code -------------------------------------------------------------------------
@@ -358,26 +407,23 @@ def test_a_first_setup_makes_a_passphrase_and_the_access_point(
     assert psk is not None and wifi.is_usable_passphrase(psk)
     assert report.new_passphrase and report.replaced == 0 and report.failed is None
     [(key, profile)] = nm.profiles().items()
-    assert profile | {"802-11-wireless-security.psk": "?"} == {
-        "connection.type": "wifi", "connection.interface-name": "wlan0",
-        "connection.id": "vigbox-ap", "802-11-wireless.ssid": "vigbox-Kuche-2",
-        "connection.autoconnect": "yes", "connection.autoconnect-priority": "100",
-        "802-11-wireless.mode": "ap", "802-11-wireless.band": "bg",
-        "ipv4.method": "shared", "ipv4.addresses": "10.42.0.1/24", "ipv6.method": "disabled",
-        "wifi-sec.key-mgmt": "wpa-psk", "wifi-sec.proto": "rsn", "wifi-sec.pairwise": "ccmp",
-        "wifi-sec.group": "ccmp", "wifi-sec.pmf": "disable",
-        "802-11-wireless-security.psk": "?"}
-    assert profile[PSK] == psk
+    keyfile = nm.keyfiles / f"vigbox-ap-{key}.nmconnection"
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    assert (profile["connection.id"], profile["802-11-wireless.ssid"],
+            profile["ipv4.addresses"], profile[PSK]) == \
+        ("vigbox-ap", "vigbox-Kuche-2", "10.42.0.1/24", psk)
     assert [c[:3] for c in nm.calls()] == [
         ["nmcli", "-t", "-f"], ["nmcli", "radio", "wifi"],
-        ["raspi-config", "nonint", "do_wifi_country"], ["nmcli", "connection", "add"],
-        ["nmcli", "connection", "up"]]
+        ["raspi-config", "nonint", "do_wifi_country"], ["nmcli", "connection", "load"],
+        ["nmcli", "-t", "-f"], ["nmcli", "connection", "up"]]
     assert nm.calls()[2] == ["raspi-config", "nonint", "do_wifi_country", "GB"]
+    assert nm.calls()[3] == ["nmcli", "connection", "load", str(keyfile)]
+    assert not [c for c in nm.calls() if psk in " ".join(c)]
     wifi_service.record(app, report, WifiAction.SETUP, actor="alice")
     [entry] = app.catalog.audit.entries()
     assert (entry.actor, entry.action, entry.subject) == ("alice", "wifi.setup", "vigbox-ap")
     assert entry.to_json()["detail"]["new_passphrase"] is True
-    assert "running nmcli connection add" in caplog.text   # the log was captured...
+    assert "running nmcli connection load" in caplog.text  # the log was captured...
     assert psk not in caplog.text                          # ...and never holds the psk
     assert psk not in json.dumps([e.to_json() for e in app.catalog.audit.entries()])
     assert psk not in " ".join(report.commands)
@@ -395,8 +441,8 @@ def test_setup_again_keeps_the_passphrase_and_removes_the_old_profile_after_the_
     calls = nm.calls()
     assert ["nmcli", "-s", "--escape", "no", "-g", PSK, "connection", "show", "uuid",
             old] in calls
-    add = next(i for i, c in enumerate(calls) if c[1:3] == ["connection", "add"])
-    assert calls.index(["nmcli", "connection", "delete", "uuid", old]) > add
+    load = next(i for i, c in enumerate(calls) if c[1:3] == ["connection", "load"])
+    assert calls.index(["nmcli", "connection", "delete", "uuid", old]) > load
     assert calls[-1] == ["nmcli", "connection", "up", "id", "vigbox-ap"]
 
 
@@ -432,17 +478,27 @@ def test_an_access_point_that_does_not_start_is_saved_and_reported(
     assert report.to_json()["failed"] == report.failed
 
 
-def test_a_refused_add_leaves_the_old_access_point_as_it_was(nm: StandInNM) -> None:
+def test_a_refused_profile_leaves_the_old_access_point_as_it_was(nm: StandInNM) -> None:
     old = nm.seed("k7dm-wq3e-9hxa-tnp4")
-    nm.fail("add", 2, "Error: failed to modify 802-11-wireless-security.psk: '{psk}' "
-            "is refused.")
-    with pytest.raises(SystemToolError, match="saving the Wi-Fi profile failed") as caught:
+    nm.fail("load", 0)   # NetworkManager's "Could not load file" still exits 0
+    with pytest.raises(SystemToolError, match="saving the Wi-Fi profile failed: "
+                       "NetworkManager did not take .*vigbox-ap-.*nmconnection"):
         wifi_service.setup(NET, new_passphrase=True, euid=0)
-    assert "***" in str(caught.value)
     assert not [c for c in nm.calls() if c[1:3] in (["connection", "delete"],
                                                     ["connection", "up"])]
     assert list(nm.profiles()) == [old]
     assert nm.profiles()[old][PSK] == "k7dm-wq3e-9hxa-tnp4"
+    assert list(nm.keyfiles.iterdir()) == []   # nothing left for it to find at boot
+
+
+def test_a_keyfile_folder_that_cannot_be_written_is_said(nm: StandInNM,
+                                                         tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(SystemToolError, match=r"saving the Wi-Fi profile failed: cannot "
+                       r"write .*a-file/vigbox-ap-"):
+        wifi_service.setup(NET, euid=0, profiles=blocked)
+    assert not [c for c in nm.calls() if c[1:3] == ["connection", "load"]]
 
 
 def test_show_reads_the_network_back_from_networkmanager(nm: StandInNM, app: App) -> None:
@@ -467,7 +523,10 @@ def test_setup_and_show_need_root_and_a_dry_run_runs_nothing(nm: StandInNM) -> N
     assert nm.calls() == []
     assert planned.passphrase is None and planned.join_payload is None
     assert planned.commands[-1] == "nmcli connection up id vigbox-ap"
-    assert any(c.endswith("wifi-sec.psk ***") for c in planned.commands)
+    [write] = [i for i, c in enumerate(planned.commands) if c.startswith("write ")]
+    assert planned.commands[write].endswith(".nmconnection (root only, mode 0600)")
+    assert planned.commands[write + 1].startswith("nmcli connection load ")
+    assert not nm.keyfiles.exists()
 
 
 # -- the command line --------------------------------------------------------------------
@@ -536,8 +595,7 @@ def test_cli_refuses_a_bad_wifi_address_by_its_name(wifi_config: Path,
 @needs_zbarimg
 def test_cli_setup_then_show_as_root(nm: StandInNM, wifi_config: Path, data_dir: Path,
                                      tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "SUDO_USER": "alice", "SUDO_UID": "4321",
-           "SUDO_GID": "4321"}
+    env = nm.env() | {"SUDO_USER": "alice", "SUDO_UID": "4321", "SUDO_GID": "4321"}
     made = run_vigbox(wifi_config, data_dir, "wifi", "setup", "--json", "--qr",
                       str(tmp_path / "join.png"), env=env)
     assert made.returncode == 0, made.stderr
@@ -562,7 +620,7 @@ def test_cli_says_when_the_access_point_did_not_start(nm: StandInNM, wifi_config
     nm.fail("up", 10, "Error: Connection activation failed: IP configuration could not "
             "be reserved (no available address, timeout, etc.).")
     result = run_vigbox(wifi_config, data_dir, "wifi", "setup",
-                        env={"PATH": os.environ["PATH"]})
+                        env=nm.env())
     assert result.returncode == 1
     assert "IP configuration could not be reserved" in result.error_line()
     assert "NOT STARTED" in result.stdout and "passphrase    " in result.stdout
@@ -601,6 +659,6 @@ def test_cli_setup_as_root_on_a_service_owned_data_dir(
         nm: StandInNM, wifi_config: Path, nobody_data: tuple[Path, pwd.struct_passwd]) -> None:
     data, nobody = nobody_data
     result = run_vigbox(wifi_config, data, "wifi", "setup", "--json",
-                        env={"PATH": os.environ["PATH"], "SUDO_USER": "alice"})
+                        env=nm.env() | {"SUDO_USER": "alice"})
     assert result.returncode == 0, result.stderr
     assert {p.stat().st_uid for p in data.rglob("*")} == {nobody.pw_uid}

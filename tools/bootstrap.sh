@@ -32,6 +32,9 @@ if [ "$purpose" = test ]; then
   # systemd-analyze checks every unit (verify) and its exposure score (security --offline).
   pkgs+=(systemd)
   pkgs+=(zbar-tools)  # zbarimg decodes the Wi-Fi QR codes `vigbox wifi` prints (test_wifi)
+  # The Wi-Fi tests run a private NetworkManager (Bookworm's, as on the Pi) in its own
+  # network namespace with its own bus, and read back the profiles vigbox gives it.
+  pkgs+=(network-manager)
 fi
 # VIGBOX_SKIP_APT=1: leave the system's packages alone (tools/install.sh sets it when it
 # installs into a test root, whose packages are the real machine's).

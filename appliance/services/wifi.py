@@ -1,18 +1,21 @@
 """The box's own Wi-Fi for the tablet (`vigbox wifi setup`, `show`): one NetworkManager
 access-point profile made, replaced and read back through nmcli. The passphrase lives
-only in NetworkManager's root-only profile, never in vigbox's files or logs."""
+only in NetworkManager's root-only profile (written as its keyfile, so that it is never
+on a command line), never in vigbox's files or logs."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import uuid as uuids
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from appliance import system_tool, wifi
+from appliance import fsutil, system_tool, wifi
 from appliance.errors import InputError, SystemToolError
 from appliance.services.app import App
 from appliance.wifi import Network
@@ -23,10 +26,12 @@ log = logging.getLogger(__name__)
 QUICK_S = 30.0    # nmcli answers from NetworkManager's memory
 UP_S = 120.0      # `connection up` waits (90 s by default) until the AP runs or fails
 OLDER = "<old-uuid>"   # a dry run lists nothing, so it names an older profile thus
-HIDDEN = "***"
 PSK_FIELD = "802-11-wireless-security.psk"
 # Where Debian keeps dnsmasq: a plain user's PATH lacks the sbin folders.
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+# NetworkManager's keyfile folder on Raspberry Pi OS and Debian (its [keyfile] path);
+# VIGBOX_NM_KEYFILE_DIR names another, for a NetworkManager configured otherwise.
+KEYFILE_DIR = "/etc/NetworkManager/system-connections"
 
 
 class WifiAction(StrEnum):
@@ -77,17 +82,28 @@ def require_root(what: str, euid: int | None = None) -> None:
                               f"root (sudo vigbox {what})")
 
 
+def keyfile_dir() -> Path:
+    """Where NetworkManager reads its system profiles from."""
+    return Path(os.environ.get("VIGBOX_NM_KEYFILE_DIR") or KEYFILE_DIR)
+
+
 def setup(net: Network, *, new_passphrase: bool = False, dry_run: bool = False,
-          euid: int | None = None) -> WifiReport:
+          euid: int | None = None, profiles: Path | None = None) -> WifiReport:
     """Make (or replace) the access-point profile and start it. The old passphrase is
     kept unless `new_passphrase`; the new profile is saved before the old one goes, so a
-    refused add leaves the box as it was. A dry run runs nothing."""
+    refused profile leaves the box as it was. A dry run runs nothing. `profiles`:
+    NetworkManager's keyfile folder (default `keyfile_dir()`)."""
     warnings = _warnings(net)
+    uuid = str(uuids.uuid4())
+    path = (profiles or keyfile_dir()) / wifi.keyfile_name(net, uuid)
     if dry_run:
         reads = [] if new_passphrase else [wifi.read_field_argv(OLDER, PSK_FIELD, secret=True)]
-        commands = [wifi.list_profiles_argv(), *reads, *_change_steps(net, HIDDEN, [OLDER])]
-        return WifiReport(net, None, tuple(wifi.shown(a, HIDDEN) for a in commands),
-                          tuple(warnings), new_passphrase=new_passphrase)
+        commands = [wifi.list_profiles_argv(), *reads, *_change_steps(net, path, [OLDER])]
+        load = wifi.load_profile_argv(str(path))
+        lines = [line for argv in commands
+                 for line in ([_shown([], path)] if argv == load else []) + [_shown(argv, path)]]
+        return WifiReport(net, None, tuple(lines), tuple(warnings),
+                          new_passphrase=new_passphrase)
     require_root("wifi setup", euid)
     ran: list[str] = []
     old = wifi.uuids_named(_run(wifi.list_profiles_argv(), ran, "listing profiles"),
@@ -97,9 +113,12 @@ def setup(net: Network, *, new_passphrase: bool = False, dry_run: bool = False,
         warnings.append("the profile's passphrase was not a usable WPA2 one: made a new one")
     psk = kept if kept and wifi.is_usable_passphrase(kept) else wifi.new_passphrase()
     failed = None
-    for argv in _change_steps(net, psk, old):
+    for argv in _change_steps(net, path, old):
         try:
-            _run(argv, ran, _purpose(argv), secret=psk)
+            if argv == wifi.load_profile_argv(str(path)):
+                _save_profile(net, psk, uuid, path, ran)
+            else:
+                _run(argv, ran, _purpose(argv))
         except SystemToolError as e:
             if argv != wifi.up_argv(net.profile):
                 raise
@@ -148,16 +167,46 @@ def record(app: App, report: WifiReport, action: WifiAction, *, actor: str) -> N
     app.catalog.audit.append(action.value, net.profile, actor=actor, detail=detail)
 
 
-def _change_steps(net: Network, psk: str, old: Sequence[str]) -> list[list[str]]:
-    """Radio on, the country, the new profile, the old ones removed, the AP started."""
+def _change_steps(net: Network, path: Path, old: Sequence[str]) -> list[list[str]]:
+    """Radio on, the country, the new profile (its keyfile written, then loaded), the
+    old ones removed, the AP started."""
     steps = [wifi.radio_on_argv()]
     if net.country:
         steps.append(wifi.country_argv(net.country,
                                        raspi_config=shutil.which("raspi-config") is not None))
-    steps.append(wifi.add_profile_argv(net, psk))
+    steps.append(wifi.load_profile_argv(str(path)))
     steps += [wifi.delete_profile_argv(uuid) for uuid in old]
     steps.append(wifi.up_argv(net.profile))
     return steps
+
+
+def _save_profile(net: Network, psk: str, uuid: str, path: Path, ran: list[str]) -> None:
+    """Write the profile's keyfile (root only, 0600, atomically) and have NetworkManager
+    load it. `nmcli connection load` exits 0 even when NetworkManager refuses a file, so
+    the profile is looked for afterwards; a refused file is removed again."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fsutil.atomic_write_bytes(path, wifi.keyfile_text(net, psk, uuid).encode())
+    except OSError as e:
+        raise SystemToolError(f"saving the Wi-Fi profile failed: cannot write {path}: "
+                              f"{e.strerror}") from None
+    ran.append(_shown([], path))
+    try:
+        _run(wifi.load_profile_argv(str(path)), ran, "saving the Wi-Fi profile")
+        listing = _run(wifi.list_profiles_argv(), ran, "listing profiles")
+        if uuid not in wifi.uuids_named(listing, net.profile):
+            raise SystemToolError(
+                f"saving the Wi-Fi profile failed: NetworkManager did not take {path}. Is "
+                f"{path.parent} its keyfile folder (VIGBOX_NM_KEYFILE_DIR names another)? "
+                "See `journalctl -u NetworkManager -b`")
+    except SystemToolError:
+        path.unlink(missing_ok=True)   # not left for NetworkManager to find at boot
+        raise
+
+
+def _shown(argv: Sequence[str], path: Path) -> str:
+    """A step for people; the keyfile's writing (argv []) as what it is."""
+    return f"write {path} (root only, mode 0600)" if not argv else wifi.shown(argv)
 
 
 def _warnings(net: Network) -> list[str]:
@@ -179,19 +228,19 @@ def _warnings(net: Network) -> list[str]:
 
 def _purpose(argv: Sequence[str]) -> str:
     """What an nmcli step is for, in words for an error message."""
-    words = {"radio": "switching Wi-Fi on", "add": "saving the Wi-Fi profile",
+    words = {"radio": "switching Wi-Fi on", "load": "saving the Wi-Fi profile",
              "delete": "removing the old Wi-Fi profile", "up": "starting the Wi-Fi",
              "reg": "setting the Wi-Fi country", "nonint": "setting the Wi-Fi country"}
     return next((words[a] for a in argv[1:3] if a in words), "setting up the Wi-Fi")
 
 
-def _run(argv: list[str], ran: list[str], what: str, *, secret: str | None = None) -> str:
-    """One OS tool through system_tool, noted (passphrase hidden) in `ran`."""
+def _run(argv: list[str], ran: list[str], what: str) -> str:
+    """One OS tool through system_tool, noted in `ran`. No argv holds the passphrase."""
     tool = argv[0]
     package = {"nmcli": "network-manager", "iw": "iw"}.get(tool, tool)
-    ran.append(wifi.shown(argv, secret))
+    ran.append(wifi.shown(argv))
     timeout = UP_S if argv == wifi.up_argv(argv[-1]) else QUICK_S
-    return system_tool.run(argv, timeout=timeout, what=what, package=package, secret=secret)
+    return system_tool.run(argv, timeout=timeout, what=what, package=package)
 
 
 def _read_kept(uuid: str, ran: list[str]) -> str:
