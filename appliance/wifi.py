@@ -252,9 +252,10 @@ def radio_on_argv() -> list[str]:
     return ["nmcli", "radio", "wifi", "on"]
 
 
-def up_argv(profile: str = PROFILE) -> list[str]:
-    """Start the access point now (nmcli waits until it is up or failed)."""
-    return ["nmcli", "connection", "up", "id", profile]
+def up_argv(uuid: str) -> list[str]:
+    """Start the access point now (nmcli waits until it is up or failed). By UUID: a
+    profile of the same name left by someone else must not be the one started."""
+    return ["nmcli", "connection", "up", "uuid", uuid]
 
 
 def country_argv(country: str, *, raspi_config: bool) -> list[str]:

@@ -21,6 +21,12 @@ import pytest
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+# Its own network and mounts (not its own processes: NetworkManager asks the bus who
+# calls it, and a caller outside a PID namespace has no PID inside it). A killed test
+# run takes it along: the kernel's parent-death signal, for the shell that starts them
+# both and for each of them.
+UNSHARE = ["unshare", "--net", "--mount", "--propagation", "private"]
+PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"]
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -52,18 +58,31 @@ path={keyfiles}
 level=INFO
 """
 
-# Inside the namespaces: private run and state folders, the bus, then NetworkManager
-# (--debug: in the foreground, its log on stderr, which goes to the test's log file).
+# Inside the namespaces: private run and state folders (the package makes both; on a
+# machine without it the empty folders are made, and stay), the radio kill switch out of
+# reach (rfkill is not per namespace: this NetworkManager must not switch on the
+# machine's Wi-Fi), the bus, then NetworkManager (--debug: in the foreground, its log on
+# stderr, which goes to the test's log file). The test's own deadline bounds the wait.
+# The shell stays, to stop and reap both.
 START = """set -e
 mkdir -p /run/NetworkManager /var/lib/NetworkManager
 mount -t tmpfs -o mode=0755 tmpfs /run/NetworkManager
 mount --bind "$ROOT/state" /var/lib/NetworkManager
-dbus-daemon --config-file="$ROOT/bus.conf" --nofork --nopidfile &
-for _ in $(seq 100); do [ -S "$ROOT/bus" ] && break; sleep 0.05; done
+if [ -e /dev/rfkill ]; then mount --bind /dev/null /dev/rfkill; fi
+setpriv --pdeathsig KILL dbus-daemon --config-file="$ROOT/bus.conf" --nofork --nopidfile &
+bus=$!
+until [ -S "$ROOT/bus" ]; do sleep 0.05; done
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$ROOT/bus"
-exec NetworkManager --debug --config="$ROOT/nm.conf" --config-dir="$ROOT/none" \
-  --system-config-dir="$ROOT/none" --state-file="$ROOT/state/NetworkManager.state" \
-  --intern-config="$ROOT/state/intern.conf" --pid-file="$ROOT/state/nm.pid"
+setpriv --pdeathsig KILL NetworkManager --debug --config="$ROOT/nm.conf" \\
+  --config-dir="$ROOT/none" --system-config-dir="$ROOT/none" \\
+  --state-file="$ROOT/state/NetworkManager.state" --intern-config="$ROOT/state/intern.conf" \\
+  --pid-file="$ROOT/state/nm.pid" &
+nm=$!
+set +e
+trap 'kill -TERM $nm $bus 2>/dev/null' TERM INT
+wait $nm
+kill -TERM $nm $bus 2>/dev/null
+wait   # both reaped here, none left to the machine's init
 """
 
 
@@ -89,10 +108,14 @@ class NetworkManager:
         return done
 
     def field(self, uuid: str, name: str) -> str:
-        """One field of a profile as NetworkManager holds it (secrets shown)."""
-        out = self.nmcli("-s", "--escape", "no", "-g", name, "connection", "show",
-                         "uuid", uuid).stdout
-        return out.removesuffix("\n")
+        """One field of a profile as NetworkManager holds it (secrets shown). nmcli now
+        and then prints a secret blank (see wifi_service.SECRET_READS): asked again."""
+        for _ in range(5):
+            out = self.nmcli("-s", "--escape", "no", "-g", name, "connection", "show",
+                             "uuid", uuid).stdout.removesuffix("\n")
+            if out:
+                break
+        return out
 
     def profiles(self) -> list[tuple[str, str, str]]:
         """(UUID, NAME, FILENAME) of every profile NetworkManager knows."""
@@ -107,9 +130,14 @@ def unavailable() -> str | None:
     """Why a private NetworkManager cannot run here, if it cannot."""
     if os.geteuid() != 0:
         return "a private NetworkManager needs root (namespaces, its run folder)"
-    for tool in ("NetworkManager", "nmcli", "dbus-daemon", "unshare"):
+    for tool in ("NetworkManager", "nmcli", "dbus-daemon", "unshare", "setpriv"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (network-manager, from tools/bootstrap.sh test)"
+    probe = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+    if probe.returncode != 0:
+        return f"no new namespaces here (a container without CAP_SYS_ADMIN?): " \
+            f"{probe.stderr.strip()}"
     return None
 
 
@@ -128,8 +156,8 @@ def running_network_manager(root: Path) -> Iterator[NetworkManager]:
     (root / "nm.conf").write_text(NM_CONFIG.format(keyfiles=keyfiles))
     log = root / "NetworkManager.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private",
-                                 "bash", "-c", START], env=os.environ | {"ROOT": str(root)},
+        proc = subprocess.Popen([*PDEATHSIG, *UNSHARE, "bash", "-c", START],
+                                env=os.environ | {"ROOT": str(root)},
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True)
     nm = NetworkManager(keyfiles, f"unix:path={socket}", log)

@@ -43,7 +43,7 @@ STAND_IN = '''#!{python}
 """Stands in for NetworkManager's nmcli (and raspi-config), which need a Wi-Fi radio
 and D-Bus: records each argv, keeps profiles in profiles.json, answers the listings and
 `-g` field reads vigbox asks for, and fails a step when the test wrote fail-STEP."""
-import json, sys, uuid
+import json, re, sys, uuid
 from pathlib import Path
 
 STATE = Path({state!r})
@@ -53,6 +53,14 @@ with open(STATE / "calls.jsonl", "a") as log:
 store = STATE / "profiles.json"
 profiles = json.loads(store.read_text()) if store.exists() else {{}}
 SECTIONS = {{"wifi": "802-11-wireless", "wifi-security": "802-11-wireless-security"}}
+
+
+def unescape(value):
+    """GLib's key-file escapes in one pass; an SSID written as its bytes, decoded."""
+    if re.fullmatch(r"([0-9]+;)+", value):
+        return bytes(int(b) for b in value.split(";")[:-1]).decode()
+    table = {{"s": " ", "n": "\\n", "t": "\\t", "r": "\\r"}}
+    return re.sub(r"\\\\(.)", lambda m: table.get(m[1], m[1]), value)
 
 
 def fail_if_asked(step):
@@ -72,12 +80,19 @@ if args == ["-t", "-f", "UUID,NAME", "connection", "show"]:
         print(key + ":" + p["connection.id"].replace("\\\\", "\\\\\\\\").replace(":", "\\\\:"))
 elif args[:3] == ["--escape", "no", "-g"] and args[4:7] == ["connection", "show", "uuid"]:
     value = profiles[args[7]].get(args[3], "")
-    # Like NetworkManager: a secret is only shown with -s.
-    print("" if args[3].endswith(".psk") and not show_secrets else value)
+    # Like NetworkManager: a secret is only shown with -s, and now and then not even
+    # then (as many times as the test wrote in blank-secrets).
+    blanks = STATE / "blank-secrets"
+    blank = args[3].endswith(".psk") and blanks.exists() and int(blanks.read_text()) > 0
+    if blank:
+        blanks.write_text(str(int(blanks.read_text()) - 1))
+    print("" if blank or (args[3].endswith(".psk") and not show_secrets) else value)
 elif args[:2] == ["connection", "load"]:
     # Like NetworkManager: a file it will not take is "Could not load", and exit 0.
     path = Path(args[2])
-    if (STATE / "fail-load").exists() or path.stat().st_mode & 0o077:
+    if not path.exists():   # a file that is gone: its profile is dropped
+        profiles = {{k: p for k, p in profiles.items() if p.get("filename") != str(path)}}
+    elif (STATE / "fail-load").exists() or path.stat().st_mode & 0o077:
         sys.stderr.write("Could not load file '%s'\\n" % path)
     else:
         fields, section = {{}}, None
@@ -87,13 +102,12 @@ elif args[:2] == ["connection", "load"]:
             elif "=" in line:
                 key, _, value = line.partition("=")
                 key = "addresses" if key == "address1" else key
-                value = value.replace("\\\\s", " ").replace("\\\\\\\\", "\\\\")
-                fields[section + "." + key] = value
-        profiles[fields.pop("connection.uuid")] = fields
+                fields[section + "." + key] = unescape(value)
+        profiles[fields.pop("connection.uuid")] = fields | {{"filename": str(path)}}
 elif args[:3] == ["connection", "delete", "uuid"]:
     fail_if_asked("delete")
     del profiles[args[3]]
-elif args[:3] == ["connection", "up", "id"]:
+elif args[:3] == ["connection", "up", "uuid"]:
     fail_if_asked("up")
 elif args != ["radio", "wifi", "on"]:
     sys.exit("Error: the stand-in nmcli does not know " + " ".join(args))
@@ -308,7 +322,7 @@ def test_the_other_nmcli_steps_as_lists() -> None:
     assert wifi.load_profile_argv("/etc/NetworkManager/system-connections/x.nmconnection") \
         == ["nmcli", "connection", "load", "/etc/NetworkManager/system-connections/"
             "x.nmconnection"]
-    assert wifi.up_argv() == ["nmcli", "connection", "up", "id", "vigbox-ap"]
+    assert wifi.up_argv("U") == ["nmcli", "connection", "up", "uuid", "U"]
     assert wifi.radio_on_argv() == ["nmcli", "radio", "wifi", "on"]
     assert wifi.country_argv("GB", raspi_config=True) == [
         "raspi-config", "nonint", "do_wifi_country", "GB"]
@@ -443,7 +457,7 @@ def test_setup_again_keeps_the_passphrase_and_removes_the_old_profile_after_the_
             old] in calls
     load = next(i for i, c in enumerate(calls) if c[1:3] == ["connection", "load"])
     assert calls.index(["nmcli", "connection", "delete", "uuid", old]) > load
-    assert calls[-1] == ["nmcli", "connection", "up", "id", "vigbox-ap"]
+    assert calls[-1] == ["nmcli", "connection", "up", "uuid", key]
 
 
 def test_new_passphrase_replaces_the_one_tablets_knew(nm: StandInNM) -> None:
@@ -453,6 +467,34 @@ def test_new_passphrase_replaces_the_one_tablets_knew(nm: StandInNM) -> None:
     assert report.new_passphrase and report.replaced == 1
     assert [p[PSK] for p in nm.profiles().values()] == [report.passphrase]
     assert not [c for c in nm.calls() if PSK in c]   # the old one was never read
+
+
+def test_a_passphrase_nmcli_shows_blank_is_asked_for_again(nm: StandInNM) -> None:
+    nm.seed("k7dm-wq3e-9hxa-tnp4")
+    (nm.state / "blank-secrets").write_text(str(wifi_service.SECRET_READS - 1))
+    report = wifi_service.setup(NET, euid=0)
+    assert report.passphrase == "k7dm-wq3e-9hxa-tnp4" and not report.new_passphrase
+
+
+def test_a_passphrase_never_shown_is_not_replaced_silently(nm: StandInNM) -> None:
+    old = nm.seed("k7dm-wq3e-9hxa-tnp4")
+    (nm.state / "blank-secrets").write_text(str(wifi_service.SECRET_READS))
+    with pytest.raises(SystemToolError, match="NetworkManager shows no passphrase for the "
+                       "Wi-Fi being replaced; run it again, or .*--new-passphrase"):
+        wifi_service.setup(NET, euid=0)
+    assert list(nm.profiles()) == [old] and list(nm.keyfiles.glob("*")) == []
+
+
+def test_an_old_profile_that_cannot_be_removed_keeps_the_old_network(nm: StandInNM) -> None:
+    old = nm.seed("k7dm-wq3e-9hxa-tnp4")
+    nm.fail("delete", 10, "Error: not all connections deleted.")
+    with pytest.raises(SystemToolError, match="removing the old Wi-Fi profile failed: Error: "
+                       "not all connections deleted.; the new profile was removed and the "
+                       "old network kept as it was"):
+        wifi_service.setup(NET, new_passphrase=True, euid=0)
+    assert list(nm.profiles()) == [old]
+    assert nm.profiles()[old][PSK] == "k7dm-wq3e-9hxa-tnp4"
+    assert not [c for c in nm.calls() if c[1:3] == ["connection", "up"]]
 
 
 def test_an_unusable_stored_passphrase_is_replaced_with_a_warning(nm: StandInNM) -> None:
@@ -482,7 +524,8 @@ def test_a_refused_profile_leaves_the_old_access_point_as_it_was(nm: StandInNM) 
     old = nm.seed("k7dm-wq3e-9hxa-tnp4")
     nm.fail("load", 0)   # NetworkManager's "Could not load file" still exits 0
     with pytest.raises(SystemToolError, match="saving the Wi-Fi profile failed: "
-                       "NetworkManager did not take .*vigbox-ap-.*nmconnection"):
+                       "NetworkManager refused .*vigbox-ap-.*nmconnection: that may not be its "
+                       "keyfile folder"):
         wifi_service.setup(NET, new_passphrase=True, euid=0)
     assert not [c for c in nm.calls() if c[1:3] in (["connection", "delete"],
                                                     ["connection", "up"])]
@@ -522,7 +565,7 @@ def test_setup_and_show_need_root_and_a_dry_run_runs_nothing(nm: StandInNM) -> N
     planned = wifi_service.setup(NET, dry_run=True, euid=1000)
     assert nm.calls() == []
     assert planned.passphrase is None and planned.join_payload is None
-    assert planned.commands[-1] == "nmcli connection up id vigbox-ap"
+    assert planned.commands[-1] == "nmcli connection up uuid '<new-uuid>'"
     [write] = [i for i, c in enumerate(planned.commands) if c.startswith("write ")]
     assert planned.commands[write].endswith(".nmconnection (root only, mode 0600)")
     assert planned.commands[write + 1].startswith("nmcli connection load ")
@@ -559,7 +602,7 @@ def test_cli_dry_run_prints_the_plan_as_one_json_document(wifi_config: Path,
     assert (doc["ssid"], doc["url"], doc["address"], doc["passphrase"], doc["dry_run"]) == \
         ("vigbox-test", "http://10.42.0.1:8080/", "10.42.0.1/24", None, True)
     assert doc["commands"][0] == "nmcli -t -f UUID,NAME connection show"
-    assert doc["commands"][-1] == "nmcli connection up id vigbox-ap"
+    assert doc["commands"][-1] == "nmcli connection up uuid '<new-uuid>'"
     with Catalog(data_dir) as catalog:
         assert catalog.audit.entries() == []   # nothing done, nothing shown
 

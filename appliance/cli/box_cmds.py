@@ -86,7 +86,7 @@ def describe(report: WifiReport, *, dry_run: bool, qr_file: Path | None) -> str:
     net = report.network
     lines = []
     if dry_run:
-        lines += ["would run (nothing was changed; *** is the passphrase):",
+        lines += ["would run (nothing was changed):",
                   *(f"  {c}" for c in report.commands), ""]
     lines += [f"network name  {net.ssid}",
               f"passphrase    {report.passphrase or '(read or made when it is set up)'}",

@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 QUICK_S = 30.0    # nmcli answers from NetworkManager's memory
 UP_S = 120.0      # `connection up` waits (90 s by default) until the AP runs or fails
 OLDER = "<old-uuid>"   # a dry run lists nothing, so it names an older profile thus
+NEWER = "<new-uuid>"   # ...and the profile it would make
+# `nmcli -s -g ...psk` now and then prints an empty secret with exit 0 (NetworkManager
+# 1.42: the Updated signal its own secrets request causes makes nmcli refresh the
+# profile, secrets wiped, before it prints): a stored passphrase is asked for again.
+SECRET_READS = 5
 PSK_FIELD = "802-11-wireless-security.psk"
 # Where Debian keeps dnsmasq: a plain user's PATH lacks the sbin folders.
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
@@ -47,7 +52,7 @@ class WifiReport:
 
     network: Network
     passphrase: str | None          # None in a dry run: nothing was read or made
-    commands: tuple[str, ...]       # as run (or to run), the passphrase as ***
+    commands: tuple[str, ...]       # as run (or to run); none holds the passphrase
     warnings: tuple[str, ...] = ()
     new_passphrase: bool = False    # made now: tablets that knew the old one join again
     replaced: int = 0               # older profiles removed
@@ -94,11 +99,12 @@ def setup(net: Network, *, new_passphrase: bool = False, dry_run: bool = False,
     refused profile leaves the box as it was. A dry run runs nothing. `profiles`:
     NetworkManager's keyfile folder (default `keyfile_dir()`)."""
     warnings = _warnings(net)
-    uuid = str(uuids.uuid4())
+    uuid = NEWER if dry_run else str(uuids.uuid4())
     path = (profiles or keyfile_dir()) / wifi.keyfile_name(net, uuid)
     if dry_run:
         reads = [] if new_passphrase else [wifi.read_field_argv(OLDER, PSK_FIELD, secret=True)]
-        commands = [wifi.list_profiles_argv(), *reads, *_change_steps(net, path, [OLDER])]
+        commands = [wifi.list_profiles_argv(), *reads,
+                    *_change_steps(net, uuid, path, [OLDER])]
         load = wifi.load_profile_argv(str(path))
         lines = [line for argv in commands
                  for line in ([_shown([], path)] if argv == load else []) + [_shown(argv, path)]]
@@ -113,14 +119,16 @@ def setup(net: Network, *, new_passphrase: bool = False, dry_run: bool = False,
         warnings.append("the profile's passphrase was not a usable WPA2 one: made a new one")
     psk = kept if kept and wifi.is_usable_passphrase(kept) else wifi.new_passphrase()
     failed = None
-    for argv in _change_steps(net, path, old):
+    for argv in _change_steps(net, uuid, path, old):
         try:
             if argv == wifi.load_profile_argv(str(path)):
                 _save_profile(net, psk, uuid, path, ran)
+            elif argv[:3] == ["nmcli", "connection", "delete"]:
+                _remove_old(argv, uuid, path, ran)
             else:
                 _run(argv, ran, _purpose(argv))
         except SystemToolError as e:
-            if argv != wifi.up_argv(net.profile):
+            if argv != wifi.up_argv(uuid):
                 raise
             failed = (f"{e}. The network is saved and NetworkManager tries again at "
                       "boot; see `journalctl -u NetworkManager -b`"
@@ -167,7 +175,8 @@ def record(app: App, report: WifiReport, action: WifiAction, *, actor: str) -> N
     app.catalog.audit.append(action.value, net.profile, actor=actor, detail=detail)
 
 
-def _change_steps(net: Network, path: Path, old: Sequence[str]) -> list[list[str]]:
+def _change_steps(net: Network, uuid: str, path: Path,
+                  old: Sequence[str]) -> list[list[str]]:
     """Radio on, the country, the new profile (its keyfile written, then loaded), the
     old ones removed, the AP started."""
     steps = [wifi.radio_on_argv()]
@@ -176,32 +185,62 @@ def _change_steps(net: Network, path: Path, old: Sequence[str]) -> list[list[str
                                        raspi_config=shutil.which("raspi-config") is not None))
     steps.append(wifi.load_profile_argv(str(path)))
     steps += [wifi.delete_profile_argv(uuid) for uuid in old]
-    steps.append(wifi.up_argv(net.profile))
+    steps.append(wifi.up_argv(uuid))
     return steps
 
 
 def _save_profile(net: Network, psk: str, uuid: str, path: Path, ran: list[str]) -> None:
     """Write the profile's keyfile (root only, 0600, atomically) and have NetworkManager
     load it. `nmcli connection load` exits 0 even when NetworkManager refuses a file, so
-    the profile is looked for afterwards; a refused file is removed again."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fsutil.atomic_write_bytes(path, wifi.keyfile_text(net, psk, uuid).encode())
-    except OSError as e:
-        raise SystemToolError(f"saving the Wi-Fi profile failed: cannot write {path}: "
-                              f"{e.strerror}") from None
+    the profile is looked for afterwards. On any failure (or an interrupt) the file goes
+    again, and NetworkManager is told, so neither it nor the next boot keeps the profile."""
     ran.append(_shown([], path))
     try:
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fsutil.atomic_write_bytes(path, wifi.keyfile_text(net, psk, uuid).encode())
+        except OSError as e:
+            raise SystemToolError(f"saving the Wi-Fi profile failed: cannot write {path}: "
+                                  f"{e.strerror}") from None
         _run(wifi.load_profile_argv(str(path)), ran, "saving the Wi-Fi profile")
         listing = _run(wifi.list_profiles_argv(), ran, "listing profiles")
         if uuid not in wifi.uuids_named(listing, net.profile):
             raise SystemToolError(
-                f"saving the Wi-Fi profile failed: NetworkManager did not take {path}. Is "
-                f"{path.parent} its keyfile folder (VIGBOX_NM_KEYFILE_DIR names another)? "
-                "See `journalctl -u NetworkManager -b`")
-    except SystemToolError:
-        path.unlink(missing_ok=True)   # not left for NetworkManager to find at boot
+                f"saving the Wi-Fi profile failed: NetworkManager refused {path}: that "
+                "may not be its keyfile folder (VIGBOX_NM_KEYFILE_DIR names another), or a "
+                "setting in the file is not valid for this NetworkManager. See "
+                "`journalctl -u NetworkManager -b`")
+    except BaseException:
+        _forget(path)
         raise
+
+
+def _forget(path: Path) -> None:
+    """Remove a keyfile of ours and have NetworkManager drop what it read from it
+    (loading a path that is gone does that); best effort, on the way out of a failure."""
+    try:
+        path.unlink()
+    except OSError:
+        return   # never written: nothing for NetworkManager to drop
+    try:
+        system_tool.run(wifi.load_profile_argv(str(path)), timeout=QUICK_S,
+                        what="forgetting the refused profile", package="network-manager")
+    except SystemToolError as e:
+        log.warning("%s", e)
+
+
+def _remove_old(argv: list[str], uuid: str, path: Path, ran: list[str]) -> None:
+    """Remove an older profile; if that fails, remove the new one instead, so that the
+    box keeps one network, the old one, with the passphrase its tablets know."""
+    try:
+        _run(argv, ran, _purpose(argv))
+    except SystemToolError as e:
+        try:
+            _run(wifi.delete_profile_argv(uuid), ran, "removing the new Wi-Fi profile")
+        except SystemToolError:
+            _forget(path)
+        raise SystemToolError(f"{e}; the new profile was removed and the old network "
+                              "kept as it was") from None
 
 
 def _shown(argv: Sequence[str], path: Path) -> str:
@@ -244,17 +283,27 @@ def _run(argv: list[str], ran: list[str], what: str) -> str:
 
 
 def _read_kept(uuid: str, ran: list[str]) -> str:
-    """The passphrase of the profile being replaced, so tablets that know it stay on."""
+    """The passphrase of the profile being replaced, so tablets that know it stay on.
+    One NetworkManager does not show is never replaced silently: the tablets would all
+    drop off."""
+    again = "to make a new passphrase instead (tablets then join again): sudo vigbox " \
+        "wifi setup --new-passphrase"
     try:
-        return _read(uuid, PSK_FIELD, ran, secret=True)
+        kept = _read(uuid, PSK_FIELD, ran, secret=True)
     except SystemToolError as e:
-        raise SystemToolError(f"{e}; to make a new passphrase instead (tablets then join "
-                              "again): sudo vigbox wifi setup --new-passphrase") from None
+        raise SystemToolError(f"{e}; {again}") from None
+    if not kept:
+        raise SystemToolError("NetworkManager shows no passphrase for the Wi-Fi being "
+                              f"replaced; run it again, or {again}")
+    return kept
 
 
 def _read(uuid: str, field: str, ran: list[str], *, secret: bool = False) -> str:
     """One field of a profile (its trailing newline off, nothing else: a passphrase may
-    end in a space)."""
-    out = _run(wifi.read_field_argv(uuid, field, secret=secret), ran, "reading the Wi-Fi "
-               "profile")
-    return out.removesuffix("\n")
+    end in a space). An empty secret is asked for again (see SECRET_READS)."""
+    for _ in range(SECRET_READS if secret else 1):
+        out = _run(wifi.read_field_argv(uuid, field, secret=secret), ran,
+                   "reading the Wi-Fi profile").removesuffix("\n")
+        if out:
+            break
+    return out
