@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,22 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def nobody_data() -> Iterator[tuple[Path, pwd.struct_passwd]]:
+    """A data dir owned by `nobody`, as the box's belongs to its service user, in a
+    folder others may enter (not root's 0700 temp dir)."""
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="vigbox-owned-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        data.mkdir()
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+        yield data, nobody
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

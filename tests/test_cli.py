@@ -274,27 +274,15 @@ def test_every_command_writes_with_umask_027(vigbox: Any, data_dir: Path) -> Non
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as root")
-def test_root_on_a_service_owned_data_dir_acts_as_its_owner(vigbox: Any, cli_env: dict[str, str],
-                                                            tmp_path_factory: Any) -> None:
+def test_root_on_a_service_owned_data_dir_acts_as_its_owner(
+        vigbox: Any, cli_env: dict[str, str], nobody_data: tuple[Path, Any]) -> None:
     """`sudo vigbox ...` on the box must not leave root-owned files (the catalog's -wal
     and -shm, an import's assets) that the services then cannot write."""
-    import pwd
-    import shutil
-    import tempfile
-
-    nobody = pwd.getpwnam("nobody")
-    base = Path(tempfile.mkdtemp(prefix="vigbox-owner-", dir="/tmp"))
-    try:
-        base.chmod(0o755)
-        data = base / "data"
-        data.mkdir()
-        os.chown(data, nobody.pw_uid, nobody.pw_gid)
-        env = cli_env | {"VIGBOX_DATA_DIR": str(data)}
-        result = vigbox("cases", "add", "VIG-2026-062", "--consent", "filming", env=env)
-        assert result.returncode == 0, result.stderr
-        made = list(data.rglob("*"))
-        assert made, "the catalog was made"
-        assert {p.stat().st_uid for p in made} == {nobody.pw_uid}, \
-            [(p.name, p.stat().st_uid) for p in made]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    data, nobody = nobody_data
+    env = cli_env | {"VIGBOX_DATA_DIR": str(data)}
+    result = vigbox("cases", "add", "VIG-2026-062", "--consent", "filming", env=env)
+    assert result.returncode == 0, result.stderr
+    made = list(data.rglob("*"))
+    assert made, "the catalog was made"
+    assert {p.stat().st_uid for p in made} == {nobody.pw_uid}, \
+        [(p.name, p.stat().st_uid) for p in made]

@@ -13,8 +13,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -667,22 +665,6 @@ def test_cli_says_when_the_access_point_did_not_start(nm: StandInNM, wifi_config
     assert result.returncode == 1
     assert "IP configuration could not be reserved" in result.error_line()
     assert "NOT STARTED" in result.stdout and "passphrase    " in result.stdout
-
-
-@pytest.fixture
-def nobody_data() -> Iterator[tuple[Path, pwd.struct_passwd]]:
-    """A data dir owned by `nobody`, as the box's belongs to its service user, in a
-    folder others may enter (not root's 0700 temp dir)."""
-    nobody = pwd.getpwnam("nobody")
-    base = Path(tempfile.mkdtemp(prefix="vigbox-wifi-", dir="/tmp"))
-    try:
-        base.chmod(0o755)
-        data = base / "data"
-        data.mkdir()
-        os.chown(data, nobody.pw_uid, nobody.pw_gid)
-        yield data, nobody
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @needs_root

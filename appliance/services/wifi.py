@@ -105,9 +105,11 @@ def setup(net: Network, *, new_passphrase: bool = False, dry_run: bool = False,
         reads = [] if new_passphrase else [wifi.read_field_argv(OLDER, PSK_FIELD, secret=True)]
         commands = [wifi.list_profiles_argv(), *reads,
                     *_change_steps(net, uuid, path, [OLDER])]
-        load = wifi.load_profile_argv(str(path))
-        lines = [line for argv in commands
-                 for line in ([_shown([], path)] if argv == load else []) + [_shown(argv, path)]]
+        lines = []
+        for argv in commands:
+            if argv == wifi.load_profile_argv(str(path)):
+                lines.append(_write_line(path))
+            lines.append(wifi.shown(argv))
         return WifiReport(net, None, tuple(lines), tuple(warnings),
                           new_passphrase=new_passphrase)
     require_root("wifi setup", euid)
@@ -184,7 +186,7 @@ def _change_steps(net: Network, uuid: str, path: Path,
         steps.append(wifi.country_argv(net.country,
                                        raspi_config=shutil.which("raspi-config") is not None))
     steps.append(wifi.load_profile_argv(str(path)))
-    steps += [wifi.delete_profile_argv(uuid) for uuid in old]
+    steps += [wifi.delete_profile_argv(older) for older in old]
     steps.append(wifi.up_argv(uuid))
     return steps
 
@@ -194,7 +196,7 @@ def _save_profile(net: Network, psk: str, uuid: str, path: Path, ran: list[str])
     load it. `nmcli connection load` exits 0 even when NetworkManager refuses a file, so
     the profile is looked for afterwards. On any failure (or an interrupt) the file goes
     again, and NetworkManager is told, so neither it nor the next boot keeps the profile."""
-    ran.append(_shown([], path))
+    ran.append(_write_line(path))
     try:
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -243,9 +245,9 @@ def _remove_old(argv: list[str], uuid: str, path: Path, ran: list[str]) -> None:
                               "kept as it was") from None
 
 
-def _shown(argv: Sequence[str], path: Path) -> str:
-    """A step for people; the keyfile's writing (argv []) as what it is."""
-    return f"write {path} (root only, mode 0600)" if not argv else wifi.shown(argv)
+def _write_line(path: Path) -> str:
+    """The keyfile's writing, as a step listed for people among the nmcli commands."""
+    return f"write {path} (root only, mode 0600)"
 
 
 def _warnings(net: Network) -> list[str]:
