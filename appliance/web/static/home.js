@@ -15,12 +15,13 @@
   let state = null;
   let busy = false;
   let ended = false;   // every session ended (the clock was set): nothing here works
+  const LOGGED_OUT = "Log in again to record.";
 
   function show(status) {
     state = status.state;
     const [title, detail] = STATES[state] || [state, ""];
     $("state").textContent = title;
-    $("state-detail").textContent = detail;
+    $("state-detail").textContent = ended ? LOGGED_OUT : detail;
     $("light").className = "light light-" + (status.light || state);
     const problem = status.last_error || "";
     $("problem").hidden = !problem || state === "recording";
@@ -171,6 +172,7 @@
   // guider logs in again, so nothing here may look as if it would.
   document.addEventListener("vig:logged-out", () => {
     ended = true;
+    $("state-detail").textContent = LOGGED_OUT;
     for (const c of document.querySelectorAll(".home button, .home select")) c.disabled = true;
     noPicture("Log in again to see the live picture.");
   });
