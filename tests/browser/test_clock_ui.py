@@ -25,6 +25,25 @@ BANNER_SHOWN = "!document.getElementById('clock-banner').hidden"
 TEXT_JS = "const e = document.getElementById(args[0]); return e ? e.textContent : null;"
 
 
+# Every live picture's body (a picture, or a 401's error) is held until Home has heard
+# that the sessions ended: what it says then must not be overwritten by a late answer.
+HOLD_LIVE_JS = """
+const realFetch = window.fetch.bind(window);
+const ended = new Promise(r => document.addEventListener("vig:logged-out", r, {once: true}));
+window.vigHeld = 0;
+window.fetch = async (url, init) => {
+  const answer = await realFetch(url, init);
+  if (!String(url).includes("/api/live.jpg")) return answer;
+  window.vigHeld += 1;
+  for (const read of ["blob", "json"]) {
+    const real = answer[read].bind(answer);
+    answer[read] = async () => { await ended; return real(); };
+  }
+  return answer;
+};
+"""
+
+
 def shown_time(page: Engine, element_id: str) -> datetime:
     """A time the banner shows ("YYYY-MM-DD HH:MM", the tablet's zone) as an instant."""
     text = page.eval_js(TEXT_JS, element_id)
@@ -58,6 +77,9 @@ def test_a_wrong_box_clock_is_set_from_the_tablet(browser: Engine, box: Box,
         assert "The box's clock says" in banner and "this tablet says" in banner
         shot(browser, screenshots, "clock-banner")
 
+        # A slow network: a live picture asked for before the sessions end arrives after.
+        browser.eval_js(HOLD_LIVE_JS)
+        browser.wait_for("window.vigHeld > 0", what="a live picture held in flight")
         browser.click("#clock-set")
         done = browser.wait_for("document.getElementById('clock-done')?.textContent",
                                 what="the clock set message")

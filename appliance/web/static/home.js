@@ -50,6 +50,7 @@
     try {
       show(await api("GET", "/api/status", undefined, {poll: true}));
     } catch (e) {
+      if (ended) return;   // a 401 that raced the clock set: Home already says why
       show({state: "error", last_error: e.message});
     }
   }
@@ -153,7 +154,9 @@
         setTimeout(nextFrame, 100);
         return;
       }
-      const url = URL.createObjectURL(await r.blob());
+      const blob = await r.blob();
+      if (ended) return;
+      const url = URL.createObjectURL(blob);
       img.src = url;
       if (lastUrl) URL.revokeObjectURL(lastUrl);
       lastUrl = url;
@@ -162,6 +165,8 @@
       $("live-note").hidden = true;
       setTimeout(nextFrame, 200);
     } catch (e) {
+      // An answer (a 401) read after every session ended must not replace saying why.
+      if (ended) return;
       failures += 1;
       noPicture("No live picture: " + e.message);
       setTimeout(nextFrame, Math.min(5000, 500 * failures));
