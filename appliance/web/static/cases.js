@@ -6,10 +6,14 @@
 
   function today() { return new Date().toISOString().slice(0, 10); }
 
+  let asked = 0;   // an older answer that arrives late must not undo a newer one
+
   async function load() {
     const rows = document.getElementById("case-rows");
+    const mine = ++asked;
     try {
       const cases = await api("GET", "/api/cases");
+      if (mine !== asked) return;
       rows.replaceChildren();
       for (const c of cases) {
         const cells = [el("td", {class: "code", text: c.code})];

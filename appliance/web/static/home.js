@@ -55,10 +55,13 @@
     }
   }
 
+  let asked = 0;   // an older list that arrives late must not replace a newer one
   async function recordings() {
     if (document.body.dataset.loggedOut) return;
+    const mine = ++asked;
     try {
       const list = await api("GET", "/api/recordings", undefined, {poll: true});
+      if (mine !== asked || ended) return;
       const ul = $("recordings");
       ul.replaceChildren();
       for (const r of list.slice(0, 8)) {

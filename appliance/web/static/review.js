@@ -259,9 +259,13 @@
                            get outFrame() { return outFrame; }, set outFrame(v) { outFrame = v; },
                            video, api, say, clock, timecode, el};
 
+  let asked = 0;   // an older answer that arrives late must not undo a newer one
   async function refresh() {
+    const mine = ++asked;
     try {
-      rec = await api("GET", "/api/recordings/" + encodeURIComponent(recId));
+      const answer = await api("GET", "/api/recordings/" + encodeURIComponent(recId));
+      if (mine !== asked) return;
+      rec = answer;
       if (rec.fps) fps = rec.fps;
       if (rec.video_frames) frames = rec.video_frames;
       window.vigReviewTools.render(rec);

@@ -38,9 +38,19 @@
     video.pause();
     const last = Math.max(0, Math.floor((video.duration || 0) * fps()) - 1);
     n = Math.max(0, Math.min(last, frame));
+    const asked = n;
     return new Promise((resolve) => {
       let done = false;
-      const finish = () => { if (!done) { done = true; $("shared").dataset.shownFrame = String(n); resolve(); } };
+      const finish = () => {
+        if (done) return;
+        done = true;
+        resolve();
+        // Never say a frame is shown before it is: a slow seek says so when it lands,
+        // unless another frame has been asked for meanwhile.
+        const shown = () => { if (n === asked) $("shared").dataset.shownFrame = String(n); };
+        if (!video.seeking) shown();
+        else video.addEventListener("seeked", shown, {once: true});
+      };
       video.addEventListener("seeked", () => setTimeout(finish, 50), {once: true});
       setTimeout(finish, 1500);
       video.currentTime = (n + 0.5) / fps();

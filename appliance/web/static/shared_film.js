@@ -16,9 +16,13 @@
     $("film-state").textContent = filming ? "● filming" : "";
   }
 
+  // One event at a time: each is stored at the moment the box hears it, so two sent at
+  // once (a step, then a speed) could be stored the wrong way round.
+  let sending = Promise.resolve();
   function send(event, extra) {
     if (!filming) return;
-    api("POST", base + "/events", Object.assign({event}, extra || {})).catch(() => {});
+    const body = Object.assign({event}, extra || {});
+    sending = sending.then(() => api("POST", base + "/events", body)).catch(() => {});
   }
 
   async function toggle() {
