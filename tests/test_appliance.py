@@ -130,6 +130,8 @@ def test_capture_dies_and_recovers_its_recording_then_sigterm_finalizes(
         tablet = box.tablet()
         box.daemon.start(CASE)
         killed = box.wait_recording(3)
+        # Frames in the journal (written unbuffered) before the kill: all must come back.
+        written = (box.capture_status() or {})["recording"]["frames"]
         box.sup.kill("capture")
         # The tablet is told, while capture is down (RestartSec=2 gives it the time).
         wait_for(lambda: tablet.json("GET", "/api/status")["state"] == "offline",
@@ -138,7 +140,7 @@ def test_capture_dies_and_recovers_its_recording_then_sigterm_finalizes(
         assert box.sup.services["capture"].starts == 2
         rec = wait_for(lambda: (r := box.recording(killed))["status"] == "recovered" and r,
                        "the killed recording to be recovered", 60, every=0.2)
-        assert rec["video_frames"] >= 3 * 30 * 0.8 and rec["audio"], rec
+        assert rec["video_frames"] >= max(written, 60) and rec["audio"], (written, rec)
 
         # SIGTERM (systemd's stop, a shutdown) during a recording finalizes it.
         box.daemon.start(CASE)

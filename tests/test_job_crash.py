@@ -30,6 +30,12 @@ def wait_for(predicate: Any, what: str, timeout: float = TIMEOUT_S) -> None:
         time.sleep(0.05)
 
 
+def unfinished(catalog: Catalog) -> list[Any]:
+    """Jobs still queued or running."""
+    return [j for j in catalog.jobs.list() if j.status in (JobStatus.QUEUED,
+                                                             JobStatus.RUNNING)]
+
+
 def processes_mentioning(text: str) -> list[int]:
     """PIDs whose command line mentions `text` (an ffmpeg writing a given clip)."""
     found = []
@@ -76,6 +82,9 @@ def test_a_clip_whose_runner_is_killed_is_finished_by_the_worker(
             wait_for(lambda: catalog.jobs.get(job.id).status in (JobStatus.DONE,
                                                                   JobStatus.FAILED),
                      "the worker to take the job back and finish it", timeout=180)
+            # And the review assets it queued itself, which run after the clip.
+            wait_for(lambda: not unfinished(catalog), "the worker's own jobs to finish",
+                     timeout=180)
         finally:
             stop.set()
             worker.join(TIMEOUT_S)
@@ -85,9 +94,7 @@ def test_a_clip_whose_runner_is_killed_is_finished_by_the_worker(
         clip = catalog.media.clip(clip_id)
         assert clip.status == MediaStatus.READY and clip.path is not None
         assert frame_indices(clip.path) == list(range(0, 360))
-        left = [j for j in catalog.jobs.list() if j.status in (JobStatus.QUEUED,
-                                                                JobStatus.RUNNING)]
-        assert left == [], "no job is left queued or running"
+        assert unfinished(catalog) == [], "no job is left queued or running"
         assert all(c.status == MediaStatus.READY for c in catalog.media.clips(rec.id))
         clips_dir = catalog.layout.clips_dir(rec.id)
         assert sorted(p.name for p in clips_dir.iterdir()) == [f"{clip_id}.mp4"], \

@@ -162,7 +162,8 @@ def test_idle_camera_shows_the_moving_picture(camera: SyntheticCamera, tmp_path:
     taken = [f.taken_ns for f in frames if f is not None]
     assert shown == [exposed_index(camera, t) for t in taken]
     numbers = [n for n in shown if n is not None]
-    assert len(numbers) >= 4 and numbers == sorted(set(numbers)), shown
+    # Moving, never backwards (two polls may meet the same picture when one is slow).
+    assert len(set(numbers)) >= 4 and numbers == sorted(numbers), shown
     assert (frames[0].width, frames[0].height) == (640, 360)
 
 

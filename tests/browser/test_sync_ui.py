@@ -166,8 +166,15 @@ def test_audit_log_and_its_filter(browser: Engine, box: Box, screenshots: Path) 
     action prefix, and the export is the whole log as JSON."""
     log_in(browser)
     browser.wait_for("window.vig", what="the page's scripts")
-    # Something to find under "sync.": a Sync now (it ends at once on this box).
+    # Home's live view audits itself (view.live) once it has a picture: wait for that,
+    # so no entry lands after the audit page has loaded.
+    browser.wait_for("document.getElementById('live').naturalWidth > 0",
+                     what="the live picture")
+    # Something to find under "sync.": a Sync now (it ends at once on this box), whose
+    # thread audits it; waited for for the same reason.
     browser.eval_js("await window.vig.api('POST', '/api/sync/run', {})")
+    browser.wait_for("!(await window.vig.api('GET', '/api/sync')).running",
+                     what="the Sync now to end")
     browser.click("nav a[href='/audit']")
     browser.wait_for("document.querySelectorAll('#entries tr[data-id]').length > 0 && "
                      "document.getElementById('integrity').classList.contains('intact')",
