@@ -93,6 +93,8 @@ def test_a_wrong_box_clock_is_set_from_the_tablet(browser: Engine, box: Box,
             is False
         assert browser.eval_js(TEXT_JS, "live-note") == "Log in again to see the live picture."
         assert browser.eval_js(TEXT_JS, "state-detail") == "Log in again to record."
+        assert browser.eval_js("return document.querySelector('header .logout').hidden") \
+            is True, "the header no longer names the guider who was logged out"
         box_ms = box.vigbox("clock", "--json")["box_epoch_ms"]
         assert abs(box_ms / 1000 - datetime.now(UTC).timestamp()) < 10
         # The newest clock.set, not the newest entry: the live view audits itself too.

@@ -55,6 +55,9 @@
         "Everyone was logged out, as sessions are timed by the clock: log in again."];
       if (done.warning) told.push(" Tell the administrator: " + done.warning + ".");
       document.dispatchEvent(new CustomEvent("vig:logged-out"));
+      // Nobody is logged in any more: the header must not still name them.
+      const who = document.querySelector("header .logout");
+      if (who) who.hidden = true;
       banner.replaceChildren(
         el("p", {id: "clock-done"}, told),
         el("a", {class: "button primary", id: "clock-relogin", href: "/login?next=/",
