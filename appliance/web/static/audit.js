@@ -1,12 +1,12 @@
 // Audit (administrators): the log newest first, filtered by action, and whether it is intact.
 "use strict";
 (function () {
-  const {api, say, el, localTime} = window.vig;
+  const {api, say, el, localTime, newest} = window.vig;
   const $ = (id) => document.getElementById(id);
   const SHOWN = 500;
   const HASH = /^[0-9a-f]{40,}$/;
   let pending = null;
-  let asked = 0;   // answers to older filters are dropped when they arrive late
+  const ask = newest();   // answers to older filters are dropped when they arrive late
 
   // {"case": "FAM-1", "size": 123} as "case FAM-1 · size 123"; hashes shortened.
   function detailText(detail) {
@@ -40,10 +40,10 @@
 
   async function load() {
     const prefix = $("action").value.trim();
-    const mine = ++asked;
+    const current = ask();
     try {
       const data = await api("GET", "/api/audit?limit=" + SHOWN + "&action=" + encodeURIComponent(prefix));
-      if (mine !== asked) return;
+      if (!current()) return;
       showIntegrity(data);
       const entries = data.entries.slice().reverse();
       const body = $("entries");

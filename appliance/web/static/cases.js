@@ -1,19 +1,19 @@
 // Cases: consent scopes with dates; add a case; record consent given or withdrawn.
 "use strict";
 (function () {
-  const {api, say, el} = window.vig;
+  const {api, say, el, newest} = window.vig;
   const SCOPES = ["filming", "supervision", "training"];
 
   function today() { return new Date().toISOString().slice(0, 10); }
 
-  let asked = 0;   // an older answer that arrives late must not undo a newer one
+  const ask = newest();   // an older answer that arrives late must not undo a newer one
 
   async function load() {
     const rows = document.getElementById("case-rows");
-    const mine = ++asked;
+    const current = ask();
     try {
       const cases = await api("GET", "/api/cases");
-      if (mine !== asked) return;
+      if (!current()) return;
       rows.replaceChildren();
       for (const c of cases) {
         const cells = [el("td", {class: "code", text: c.code})];

@@ -74,5 +74,13 @@
   // A Print button (the stills sheet): no inline script is allowed, so it is wired here.
   for (const b of document.querySelectorAll("[data-print]")) b.addEventListener("click", () => window.print());
 
-  window.vig = {api, say, clock, timecode, localTime, el, csrf};
+  // For a page that asks the same thing again and again: answers can arrive out of order,
+  // and only the newest question's may be shown. `const ask = newest()` once; per call
+  // `const current = ask()`, and after the answer `if (!current()) return`.
+  function newest() {
+    let asked = 0;
+    return () => { const mine = ++asked; return () => mine === asked; };
+  }
+
+  window.vig = {api, say, clock, timecode, localTime, el, csrf, newest};
 })();

@@ -1,7 +1,7 @@
 // Home: record / stop / mark, the live view, the case being filmed, recent recordings.
 "use strict";
 (function () {
-  const {api, say, clock, localTime, el} = window.vig;
+  const {api, say, clock, localTime, el, newest} = window.vig;
   const $ = (id) => document.getElementById(id);
   const STATES = {
     ready: ["Ready", "Press Record (or the box's button) to start filming."],
@@ -55,13 +55,13 @@
     }
   }
 
-  let asked = 0;   // an older list that arrives late must not replace a newer one
+  const ask = newest();   // an older list that arrives late must not replace a newer one
   async function recordings() {
     if (document.body.dataset.loggedOut) return;
-    const mine = ++asked;
+    const current = ask();
     try {
       const list = await api("GET", "/api/recordings", undefined, {poll: true});
-      if (mine !== asked || ended) return;
+      if (!current() || ended) return;
       const ul = $("recordings");
       ul.replaceChildren();
       for (const r of list.slice(0, 8)) {

@@ -6,7 +6,7 @@
 // with `seeked` and a timeout, so a step resolves once the frame is on screen.
 "use strict";
 (function () {
-  const {api, say, clock, timecode, el} = window.vig;
+  const {api, say, clock, timecode, el, newest} = window.vig;
   const $ = (id) => document.getElementById(id);
   const root = $("review");
   const recId = root.dataset.recId;
@@ -259,12 +259,12 @@
                            get outFrame() { return outFrame; }, set outFrame(v) { outFrame = v; },
                            video, api, say, clock, timecode, el};
 
-  let asked = 0;   // an older answer that arrives late must not undo a newer one
+  const ask = newest();   // an older answer that arrives late must not undo a newer one
   async function refresh() {
-    const mine = ++asked;
+    const current = ask();
     try {
       const answer = await api("GET", "/api/recordings/" + encodeURIComponent(recId));
-      if (mine !== asked) return;
+      if (!current()) return;
       rec = answer;
       if (rec.fps) fps = rec.fps;
       if (rec.video_frames) frames = rec.video_frames;
