@@ -115,8 +115,10 @@ def test_live_view_moves(browser: Engine, box: Box, screenshots: Path) -> None:
                          what="a live picture")
     finally:
         shot(browser, screenshots, "home-idle")   # what the guider saw, live or not
-    frames = [browser.eval_js(PICTURE_HASH_JS, "#live")]
-    assert frames[0] is not None and frames[0]["src"].startswith("blob:")
+    # Polled: the next picture may be loading (img.complete false) at any one look.
+    frames = [wait_python(lambda: browser.eval_js(PICTURE_HASH_JS, "#live"), 10,
+                          "a whole live picture", interval_s=0.02)]
+    assert frames[0]["src"].startswith("blob:")
     assert browser.eval_js("return document.getElementById('live-note').hidden") is True
     start = time.monotonic()
 
