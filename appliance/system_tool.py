@@ -21,13 +21,11 @@ def require(tool: str, package: str) -> str:
     return path
 
 
-def run(argv: Sequence[str], *, timeout: float, what: str, package: str,
-        secret: str | None = None) -> str:
-    """Run a tool to completion; its stdout. `secret` (a passphrase on the command line)
-    is never logged: it is replaced by *** in what the log and errors show."""
+def run(argv: Sequence[str], *, timeout: float, what: str, package: str) -> str:
+    """Run a tool to completion; its stdout (not logged: it may be a secret read back).
+    No argv may hold a secret: it is logged."""
     require(argv[0], package)
-    shown = " ".join("***" if secret and a == secret else a for a in argv)
-    log.debug("running %s", shown)
+    log.debug("running %s", " ".join(argv))
     try:
         proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=timeout, check=False)
@@ -38,8 +36,6 @@ def run(argv: Sequence[str], *, timeout: float, what: str, package: str,
     out = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip()
-        if secret:
-            err = err.replace(secret, "***")
         last = err.splitlines()[-1] if err else f"exit status {proc.returncode}"
         raise SystemToolError(f"{what} failed: {last}")
     return out
